@@ -1,0 +1,41 @@
+# The two commands a fresh machine needs: `make plan` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= staging
+# torch is installed first and pinned: any other spec would pull a multi-GB CUDA build.
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: plan plan-json test lint typecheck format bench-train bench-checkpoint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/pip install --quiet -e ".[training,s3,dev]"
+	touch $@
+
+plan: $(VENV)/.installed
+	$(BIN)/mlplatform plan $(STACK)
+
+plan-json: $(VENV)/.installed
+	$(BIN)/mlplatform plan $(STACK) --json
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Reusable Pulumi component resources for the ML platform (importable by other stacks)."""
