@@ -1,0 +1,87 @@
+"""What AWS offers that our config may name: one table per kind, used by validation and pricing.
+
+Prices are approximate on-demand list prices in us-east-1 (USD per hour), taken from the public
+AWS pricing pages; they feed the offline plan's estimate, not a bill. A type is valid for config
+exactly when it is listed here, so the plan can always price what the config accepts.
+"""
+
+from __future__ import annotations
+
+HOURS_PER_MONTH = 730
+
+# SageMaker notebook instance types (ml.*) -> USD per hour.
+NOTEBOOK_INSTANCE_HOURLY_USD: dict[str, float] = {
+    "ml.t2.medium": 0.0464,
+    "ml.t2.large": 0.0928,
+    "ml.t2.xlarge": 0.1856,
+    "ml.t2.2xlarge": 0.3712,
+    "ml.t3.medium": 0.05,
+    "ml.t3.large": 0.10,
+    "ml.t3.xlarge": 0.20,
+    "ml.t3.2xlarge": 0.399,
+    "ml.m5.xlarge": 0.23,
+    "ml.m5.2xlarge": 0.461,
+    "ml.m5.4xlarge": 0.922,
+    "ml.m5.12xlarge": 2.765,
+    "ml.m5.24xlarge": 5.53,
+    "ml.m5d.xlarge": 0.271,
+    "ml.m5d.2xlarge": 0.542,
+    "ml.m5d.4xlarge": 1.085,
+    "ml.c5.xlarge": 0.204,
+    "ml.c5.2xlarge": 0.408,
+    "ml.c5.4xlarge": 0.816,
+    "ml.c5.9xlarge": 1.836,
+    "ml.c5.18xlarge": 3.672,
+    "ml.r5.large": 0.151,
+    "ml.r5.xlarge": 0.302,
+    "ml.r5.2xlarge": 0.605,
+    "ml.r5.4xlarge": 1.21,
+    "ml.g4dn.xlarge": 0.7364,
+    "ml.g4dn.2xlarge": 1.0528,
+    "ml.g4dn.4xlarge": 1.6856,
+    "ml.g4dn.8xlarge": 3.0464,
+    "ml.g4dn.12xlarge": 5.4768,
+    "ml.g5.xlarge": 1.408,
+    "ml.g5.2xlarge": 1.515,
+    "ml.g5.4xlarge": 2.03,
+    "ml.g5.8xlarge": 3.06,
+    "ml.g5.12xlarge": 7.09,
+    "ml.p3.2xlarge": 3.825,
+    "ml.p3.8xlarge": 14.688,
+    "ml.p3.16xlarge": 28.152,
+}
+
+# Notebook platforms still accepted by SageMaker (Amazon Linux 2 based).
+NOTEBOOK_PLATFORMS: frozenset[str] = frozenset(
+    {"notebook-al2-v1", "notebook-al2-v2", "notebook-al2-v3"}
+)
+
+# VPC interface endpoints the platform knows how to create, by the short name used in config.
+# The notebook endpoint is the one service whose name does not follow com.amazonaws.<region>.<svc>.
+INTERFACE_ENDPOINTS: frozenset[str] = frozenset(
+    {
+        "sagemaker.api",
+        "sagemaker.runtime",
+        "notebook",
+        "sts",
+        "ec2",
+        "logs",
+        "ecr.api",
+        "ecr.dkr",
+        "kms",
+        "secretsmanager",
+        "monitoring",
+        "ssm",
+        "elasticloadbalancing",
+        "autoscaling",
+        "eks",
+        "eks-auth",
+    }
+)
+
+
+def endpoint_service_name(short_name: str, region: str) -> str:
+    """The AWS service name of an endpoint given by its config short name."""
+    if short_name == "notebook":
+        return f"aws.sagemaker.{region}.notebook"
+    return f"com.amazonaws.{region}.{short_name}"

@@ -1,0 +1,198 @@
+"""IAM policy documents, built once here so every component writes them the same way.
+
+Documents are plain dicts turned into JSON with `Output.json_dumps`, so ARNs that are still
+Outputs can sit inside them; tests parse the JSON the engine receives and assert on actions and
+resources.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+
+Statement = dict[str, Any]
+
+
+def statement(
+    sid: str,
+    actions: Sequence[str],
+    resources: Sequence[pulumi.Input[str]] | pulumi.Input[str],
+    *,
+    effect: str = "Allow",
+    condition: dict[str, Any] | None = None,
+) -> Statement:
+    """One policy statement. `resources` may hold Outputs."""
+    body: Statement = {
+        "Sid": sid,
+        "Effect": effect,
+        "Action": sorted(actions),
+        "Resource": list(resources) if isinstance(resources, (list, tuple)) else resources,
+    }
+    if condition:
+        body["Condition"] = condition
+    return body
+
+
+def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
+    """A complete policy document as JSON, resolved once every ARN inside it is known."""
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def assume_role_policy(service: str) -> str:
+    """Trust policy letting one AWS service assume the role."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+
+
+def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> Statement:
+    """Bucket-policy statement refusing any request not made over TLS."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def notebook_execution_statements(
+    *,
+    partition: pulumi.Input[str],
+    region: str,
+    account_id: pulumi.Input[str],
+    role_arn: pulumi.Input[str],
+    bucket_arns: Sequence[pulumi.Input[str]],
+    kms_key_arn: pulumi.Input[str],
+    git_secret_arns: Sequence[str] = (),
+    write_prefix: str | None = None,
+) -> list[Statement]:
+    """What a notebook (and the SageMaker jobs it launches) may do: least privilege.
+
+    Data: list and read the managed buckets; write everywhere in them, or only under
+    `write_prefix` (per-user isolation, e.g. `users/alice/`). Nothing outside those buckets.
+    """
+    scope = pulumi.Output.format("arn:{0}:{{service}}:{1}:{2}", partition, region, account_id)
+
+    def arn(service: str, resource: str) -> pulumi.Output[str]:
+        return scope.apply(lambda s: s.format(service=service) + ":" + resource)
+
+    object_arns = [pulumi.Output.concat(b, "/*") for b in bucket_arns]
+    writable = (
+        [pulumi.Output.concat(b, "/", write_prefix, "*") for b in bucket_arns]
+        if write_prefix
+        else object_arns
+    )
+    statements = [
+        statement("ListManagedBuckets", ["s3:ListBucket", "s3:GetBucketLocation"], bucket_arns),
+        statement("ReadManagedObjects", ["s3:GetObject", "s3:GetObjectVersion"], object_arns),
+        statement(
+            "WriteManagedObjects",
+            [
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+            ],
+            writable,
+        ),
+        statement(
+            "UseBucketKey",
+            ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+            [kms_key_arn],
+        ),
+        statement(
+            "RunSageMakerJobs",
+            [
+                "sagemaker:CreateTrainingJob",
+                "sagemaker:CreateProcessingJob",
+                "sagemaker:CreateTransformJob",
+                "sagemaker:CreateModel",
+                "sagemaker:CreateEndpointConfig",
+                "sagemaker:CreateEndpoint",
+                "sagemaker:UpdateEndpoint",
+                "sagemaker:DeleteEndpoint",
+                "sagemaker:DeleteEndpointConfig",
+                "sagemaker:DeleteModel",
+                "sagemaker:InvokeEndpoint",
+                "sagemaker:StopTrainingJob",
+                "sagemaker:StopProcessingJob",
+                "sagemaker:StopTransformJob",
+                "sagemaker:AddTags",
+                "sagemaker:Describe*",
+                "sagemaker:CreatePipeline",
+                "sagemaker:UpdatePipeline",
+                "sagemaker:StartPipelineExecution",
+            ],
+            [arn("sagemaker", "*")],
+        ),
+        # List* calls have no resource-level permissions in SageMaker.
+        statement("ListSageMaker", ["sagemaker:List*", "sagemaker:Search"], ["*"]),
+        statement(
+            "PassOwnRoleToSageMaker",
+            ["iam:PassRole"],
+            [role_arn],
+            condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+        # GetAuthorizationToken has no resource-level permissions; pulls are scoped to the account.
+        statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
+        statement(
+            "EcrPull",
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            [arn("ecr", "repository/*")],
+        ),
+        statement(
+            "WriteSageMakerLogs",
+            [
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:DescribeLogStreams",
+            ],
+            [arn("logs", "log-group:/aws/sagemaker/*")],
+        ),
+        # SageMaker jobs in the VPC attach network interfaces; Describe* cannot be scoped.
+        statement(
+            "DescribeNetwork",
+            [
+                "ec2:DescribeVpcs",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeDhcpOptions",
+            ],
+            ["*"],
+        ),
+        statement(
+            "ManageJobNetworkInterfaces",
+            [
+                "ec2:CreateNetworkInterface",
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+            ],
+            [
+                arn("ec2", "network-interface/*"),
+                arn("ec2", "subnet/*"),
+                arn("ec2", "security-group/*"),
+            ],
+        ),
+    ]
+    if git_secret_arns:
+        statements.append(
+            statement("ReadGitCredentials", ["secretsmanager:GetSecretValue"], list(git_secret_arns))
+        )
+    return statements
