@@ -24,6 +24,8 @@ PARTITION = "aws"
 
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
 _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SECRET_MASK = "[secret]"
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Registration:
     retain_on_delete: bool = False
     depends_on: list[str] = field(default_factory=list)
     provider: str = ""
+    # The inputs with every secret replaced by SECRET_MASK: what a plan may print.
+    masked_inputs: dict[str, Any] = field(default_factory=dict)
 
 
 def _digest(*parts: str, length: int = 17) -> str:
@@ -197,6 +201,21 @@ class PlatformMocks(Mocks):
         return {}, []
 
 
+def _mask_secrets(value: struct_pb2.Value) -> None:
+    """Replace serialized secrets (in place) by SECRET_MASK."""
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        fields = value.struct_value.fields
+        if _SIG_KEY in fields and fields[_SIG_KEY].string_value == _SECRET_SIG:
+            value.string_value = SECRET_MASK
+            return
+        for inner in fields.values():
+            _mask_secrets(inner)
+    elif kind == "list_value":
+        for inner in value.list_value.values:
+            _mask_secrets(inner)
+
+
 def _strip_references(value: struct_pb2.Value) -> None:
     """Replace serialized resource references (in place) by the referenced ID, else its URN."""
     kind = value.WhichOneof("kind")
@@ -229,6 +248,10 @@ class RecordingMonitor(MockMonitor):
             _strip_references(value)
         response = super().RegisterResource(patched)
         _ensure_event_loop()
+        masked = struct_pb2.Struct()
+        masked.CopyFrom(patched.object)
+        for value in masked.fields.values():
+            _mask_secrets(value)
         self.registrations.append(
             Registration(
                 urn=response.urn,
@@ -243,6 +266,7 @@ class RecordingMonitor(MockMonitor):
                 retain_on_delete=bool(request.retainOnDelete),
                 depends_on=list(request.dependencies),
                 provider=request.provider,
+                masked_inputs=rpc.deserialize_properties(masked),
             )
         )
         return response

@@ -90,7 +90,7 @@ def run_program(
         project=project,
         stack=stack,
         region=region,
-        resources=list(monitor.registrations),
+        resources=sorted(monitor.registrations, key=lambda r: r.urn),  # stable order
         outputs=outputs,
         secret_outputs=secrets,
         unanswered_calls=list(mocks.unanswered_calls),
