@@ -46,7 +46,7 @@ DEFAULT_INTERFACE_ENDPOINTS = (
 )
 
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-_NOTEBOOK_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_NOTEBOOK_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,39}$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
 
 
@@ -105,7 +105,7 @@ class NotebookConfig(_Model):
     def _name(cls, name: str) -> str:
         if not _NOTEBOOK_NAME.match(name):
             raise ValueError(
-                f"{name!r} is not a notebook name (letters, digits and hyphens, at most 63)"
+                f"{name!r} is not a notebook name (letters, digits and hyphens, at most 40)"
             )
         return name
 

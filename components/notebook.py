@@ -24,8 +24,8 @@ class GitRepositoryArgs:
 class NotebookInstanceArgs:
     """One notebook. Network, role, key and security group come from `shared`.
 
-    `isolate_s3_prefix` gives the notebook its own role that may write only under
-    `users/<name>/` of the managed buckets (reads stay shared), instead of the shared role.
+    `write_prefix` (e.g. `users/alice/`) gives the notebook its own role that may write only
+    under that prefix of the managed buckets (reads stay shared), instead of the shared role.
     """
 
     shared: SharedInfra
@@ -37,7 +37,7 @@ class NotebookInstanceArgs:
     idle_stop_minutes: int = 60
     subnet_index: int = 0
     git_repository: GitRepositoryArgs | None = None
-    isolate_s3_prefix: bool = False
+    write_prefix: str | None = None
 
 
 def idle_stop_script(minutes: int) -> str:
@@ -61,8 +61,8 @@ class NotebookInstance(pulumi.ComponentResource):
         shared = args.shared
 
         role_arn = shared.notebook_role_arn
-        if args.isolate_s3_prefix:
-            role_arn = self._isolated_role(name, args)
+        if args.write_prefix:
+            role_arn = self._isolated_role(name, args, args.write_prefix)
 
         lifecycle = aws.sagemaker.NotebookInstanceLifecycleConfiguration(
             f"{name}-lifecycle",
@@ -112,13 +112,15 @@ class NotebookInstance(pulumi.ComponentResource):
         self.role_arn = pulumi.Output.from_input(role_arn)
         self.register_outputs({"name": self.name, "url": self.url, "roleArn": self.role_arn})
 
-    def _isolated_role(self, name: str, args: NotebookInstanceArgs) -> pulumi.Output[str]:
-        """A role for this notebook alone, writing only under `users/<name>/`."""
+    def _isolated_role(
+        self, name: str, args: NotebookInstanceArgs, write_prefix: str
+    ) -> pulumi.Output[str]:
+        """A role for this notebook alone, writing only under `write_prefix`."""
         shared = args.shared
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-role",
-            description=f"Execution role of notebook {name} (writes only under users/{name}/)",
+            description=f"Execution role of notebook {name} (writes only under {write_prefix})",
             assume_role_policy=assume_role_policy("sagemaker.amazonaws.com"),
             max_session_duration=3600,
             opts=child,
@@ -140,7 +142,7 @@ class NotebookInstance(pulumi.ComponentResource):
                     bucket_arns=shared.bucket_arns,
                     kms_key_arn=shared.kms_key_arn,
                     git_secret_arns=git_secrets,
-                    write_prefix=f"users/{name}/",
+                    write_prefix=write_prefix,
                 )
             ),
             opts=child,

@@ -46,8 +46,11 @@ class ProgramRun:
     def of_type(self, type_token: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_token]
 
-    def named(self, name: str) -> Registration:
-        matches = [r for r in self.resources if r.name == name]
+    def named(self, name: str, type_token: str | None = None) -> Registration:
+        """The one resource called `name` (of `type_token`, when a component shares the name)."""
+        matches = [
+            r for r in self.resources if r.name == name and type_token in (None, r.type)
+        ]
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} resources named {name!r}")
         return matches[0]

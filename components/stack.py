@@ -82,7 +82,7 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
                     if nb.git_repository
                     else None
                 ),
-                isolate_s3_prefix=config.per_user_s3_prefixes,
+                write_prefix=f"users/{nb.name}/" if config.per_user_s3_prefixes else None,
             ),
             opts=opts,
         )

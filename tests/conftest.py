@@ -1,0 +1,62 @@
+"""Fixtures for running the platform under the shared mocks (components/mocks.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.config import parse_stack_config
+from components.program import ProgramRun, Project, run_program
+from components.stack import build_platform
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = {"aws:region": "us-east-1", "mlplatform:owner": "tests", "mlplatform:costCenter": "cc-1"}
+
+
+def build(overrides: dict[str, Any] | None = None, stack: str = "test") -> ProgramRun:
+    """Build the platform from MINIMAL config plus `overrides` (native values) under mocks."""
+    raw = {**MINIMAL, **(overrides or {})}
+    config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+    parsed = parse_stack_config(config, f"Pulumi.{stack}.yaml")
+    return run_program(
+        lambda: build_platform(parsed, stack), project="mlplatform", stack=stack, config=config
+    )
+
+
+@pytest.fixture(scope="session")
+def project() -> Project:
+    return Project.load(ROOT)
+
+
+@pytest.fixture(scope="session")
+def staging(project: Project) -> ProgramRun:
+    return project.run("staging")
+
+
+@pytest.fixture(scope="session")
+def production(project: Project) -> ProgramRun:
+    return project.run("production")
+
+
+@pytest.fixture(scope="session")
+def default_run() -> ProgramRun:
+    return build({"mlplatform:notebooks": [{"name": "alice", "owner": "alice@example.com"}]})
+
+
+@pytest.fixture
+def builder() -> Callable[..., ProgramRun]:
+    return build
+
+
+def policy_statements(policy_json: str) -> list[dict[str, Any]]:
+    statements = json.loads(policy_json)["Statement"]
+    return statements if isinstance(statements, list) else [statements]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
