@@ -219,9 +219,7 @@ class StackConfig(_Model):
         elif self.existing_private_subnet_ids or self.existing_private_route_table_ids:
             raise _KeyError("existingVpcId", "is required when existing subnets are given")
         if self.protect_data and self.force_destroy_buckets:
-            raise _KeyError(
-                "forceDestroyBuckets", "cannot be true while protectData is true"
-            )
+            raise _KeyError("forceDestroyBuckets", "cannot be true while protectData is true")
         names = [notebook.name for notebook in self.notebooks]
         for index, notebook in enumerate(self.notebooks):
             if names.index(notebook.name) != index:
@@ -337,8 +335,12 @@ def _describe(error: ValidationError, data: Mapping[str, Any], stack_file: str) 
         message = f"{value!r} is not one of {first['ctx']['expected']}"
     elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         bound = next(iter(first["ctx"].values()))
-        relation = {"greater_than_equal": ">=", "less_than_equal": "<=",
-                    "greater_than": ">", "less_than": "<"}[kind]
+        relation = {
+            "greater_than_equal": ">=",
+            "less_than_equal": "<=",
+            "greater_than": ">",
+            "less_than": "<",
+        }[kind]
         message = f"{value!r} is out of range (must be {relation} {bound})"
     elif kind == "string_too_short":
         message = "must not be empty"

@@ -193,6 +193,8 @@ def notebook_execution_statements(
     ]
     if git_secret_arns:
         statements.append(
-            statement("ReadGitCredentials", ["secretsmanager:GetSecretValue"], list(git_secret_arns))
+            statement(
+                "ReadGitCredentials", ["secretsmanager:GetSecretValue"], list(git_secret_arns)
+            )
         )
     return statements

@@ -239,7 +239,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request: Any) -> Any:
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
         patched = type(request)()

@@ -35,7 +35,7 @@ class ExistingNetwork:
 
 
 def subnet_cidrs(cidr: str, count: int) -> tuple[list[str], list[str]]:
-    """Carve (private, public) subnet blocks: 16 equal blocks, private first, public from the 9th."""
+    """Carve (private, public) subnets: 16 equal blocks, private first, public from the 9th."""
     blocks = list(ipaddress.IPv4Network(cidr).subnets(prefixlen_diff=4))
     return [str(b) for b in blocks[:count]], [str(b) for b in blocks[8 : 8 + count]]
 
@@ -115,7 +115,9 @@ class Network(pulumi.ComponentResource):
                     opts=child,
                 )
                 aws.ec2.RouteTableAssociation(
-                    f"{name}-public-{i}", subnet_id=subnet.id, route_table_id=public_rt.id,
+                    f"{name}-public-{i}",
+                    subnet_id=subnet.id,
+                    route_table_id=public_rt.id,
                     opts=child,
                 )
                 public.append(subnet)

@@ -92,8 +92,11 @@ def render_text(run: ProgramRun, cost: CostEstimate | None = None) -> str:
 
     def walk(parent: str, depth: int) -> None:
         for r in sorted(children.get(parent, []), key=lambda r: (r.custom, r.name, r.type)):
-            flags = [flag for flag, on in (("protected", r.protect),
-                                           ("retained", r.retain_on_delete)) if on]
+            flags = [
+                flag
+                for flag, on in (("protected", r.protect), ("retained", r.retain_on_delete))
+                if on
+            ]
             settings = [
                 f"{key}={_short(r.masked_inputs[key])}"
                 for key in KEY_SETTINGS

@@ -48,9 +48,7 @@ class ProgramRun:
 
     def named(self, name: str, type_token: str | None = None) -> Registration:
         """The one resource called `name` (of `type_token`, when a component shares the name)."""
-        matches = [
-            r for r in self.resources if r.name == name and type_token in (None, r.type)
-        ]
+        matches = [r for r in self.resources if r.name == name and type_token in (None, r.type)]
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} resources named {name!r}")
         return matches[0]
@@ -147,8 +145,9 @@ class Project:
         """
         path = self.stack_file(stack)
         if not path.is_file():
-            available = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in
-                               self.directory.glob("Pulumi.*.yaml"))
+            available = sorted(
+                p.name[len("Pulumi.") : -len(".yaml")] for p in self.directory.glob("Pulumi.*.yaml")
+            )
             raise ProjectError(
                 f"{path}: no such stack file (stacks here: {', '.join(available) or 'none'})"
             )

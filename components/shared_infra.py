@@ -166,7 +166,7 @@ class SharedInfra(pulumi.ComponentResource):
         self.private_route_table_ids = network.private_route_table_ids
 
     def _security_groups(self, name: str) -> None:
-        """Notebooks talk only to the endpoints (HTTPS) and S3; endpoints accept HTTPS from the VPC."""
+        """Notebooks reach only the endpoints (HTTPS) and S3; endpoints take HTTPS from the VPC."""
         child = pulumi.ResourceOptions(parent=self)
         notebooks = aws.ec2.SecurityGroup(
             f"{name}-notebooks",

@@ -54,10 +54,20 @@ def test_notebook_sits_on_shared_subnet_sg_and_role(default_run: ProgramRun) -> 
 
 
 def test_notebook_settings_come_from_config() -> None:
-    run = build({"mlplatform:notebooks": [{
-        "name": "bob", "owner": "bob@example.com", "instanceType": "ml.g5.xlarge",
-        "volumeSizeGb": 120, "platformIdentifier": "notebook-al2-v2", "subnetIndex": 1,
-    }]})
+    run = build(
+        {
+            "mlplatform:notebooks": [
+                {
+                    "name": "bob",
+                    "owner": "bob@example.com",
+                    "instanceType": "ml.g5.xlarge",
+                    "volumeSizeGb": 120,
+                    "platformIdentifier": "notebook-al2-v2",
+                    "subnetIndex": 1,
+                }
+            ]
+        }
+    )
     inputs = notebook(run, "bob")
     assert inputs["instanceType"] == "ml.g5.xlarge"
     assert inputs["volumeSize"] == 120
@@ -110,13 +120,26 @@ def test_rendered_lifecycle_script_is_shellcheck_clean(tmp_path: Path, minutes: 
 
 def test_git_repository_is_attached_with_its_secret() -> None:
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:repo-AbCdEf"
-    run = build({"mlplatform:notebooks": [{
-        "name": "alice", "owner": "o",
-        "gitRepository": {"url": "https://github.com/org/repo.git", "branch": "dev", "secretArn": arn},
-    }]})
+    run = build(
+        {
+            "mlplatform:notebooks": [
+                {
+                    "name": "alice",
+                    "owner": "o",
+                    "gitRepository": {
+                        "url": "https://github.com/org/repo.git",
+                        "branch": "dev",
+                        "secretArn": arn,
+                    },
+                }
+            ]
+        }
+    )
     (repo,) = run.of_type("aws:sagemaker/codeRepository:CodeRepository")
     assert repo.inputs["gitConfig"] == {
-        "repositoryUrl": "https://github.com/org/repo.git", "branch": "dev", "secretArn": arn
+        "repositoryUrl": "https://github.com/org/repo.git",
+        "branch": "dev",
+        "secretArn": arn,
     }
     assert notebook(run)["defaultCodeRepository"] == repo.outputs["codeRepositoryName"]
 
@@ -128,15 +151,24 @@ def test_notebook_url_is_exported(default_run: ProgramRun) -> None:
 
 
 def test_per_user_prefixes_give_each_notebook_a_role_writing_only_its_prefix() -> None:
-    run = build({
-        "mlplatform:perUserS3Prefixes": True,
-        "mlplatform:notebooks": [{"name": "alice", "owner": "a"}, {"name": "bob", "owner": "b"}],
-    })
+    run = build(
+        {
+            "mlplatform:perUserS3Prefixes": True,
+            "mlplatform:notebooks": [
+                {"name": "alice", "owner": "a"},
+                {"name": "bob", "owner": "b"},
+            ],
+        }
+    )
     alice_role = run.named("mlplatform-test-alice-role", "aws:iam/role:Role")
     assert notebook(run)["roleArn"] == alice_role.outputs["arn"]
     policy = run.named("mlplatform-test-alice-policy", "aws:iam/rolePolicy:RolePolicy")
-    (write,) = [s for s in policy_statements(policy.inputs["policy"]) if s["Sid"] == "WriteManagedObjects"]
+    (write,) = [
+        s for s in policy_statements(policy.inputs["policy"]) if s["Sid"] == "WriteManagedObjects"
+    ]
     buckets = [r.outputs["arn"] for r in run.of_type("aws:s3/bucket:Bucket")]
     assert sorted(write["Resource"]) == sorted(f"{b}/users/alice/*" for b in buckets)
-    (read,) = [s for s in policy_statements(policy.inputs["policy"]) if s["Sid"] == "ReadManagedObjects"]
+    (read,) = [
+        s for s in policy_statements(policy.inputs["policy"]) if s["Sid"] == "ReadManagedObjects"
+    ]
     assert sorted(read["Resource"]) == sorted(f"{b}/*" for b in buckets)

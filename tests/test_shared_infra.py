@@ -127,11 +127,15 @@ def test_force_destroy_reaches_the_buckets(builder) -> None:
 # --- network ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("mode", "zones", "nats"), [("single", 3, 1), ("perAz", 3, 3), ("none", 2, 0)])
+@pytest.mark.parametrize(
+    ("mode", "zones", "nats"), [("single", 3, 1), ("perAz", 3, 3), ("none", 2, 0)]
+)
 def test_nat_gateways_follow_the_stack(builder, mode: str, zones: int, nats: int) -> None:
     run = builder({"mlplatform:natGateways": mode, "mlplatform:availabilityZones": zones})
     assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == nats
-    private = [r for r in run.of_type("aws:ec2/subnet:Subnet") if r.inputs["tags"]["tier"] == "private"]
+    private = [
+        r for r in run.of_type("aws:ec2/subnet:Subnet") if r.inputs["tags"]["tier"] == "private"
+    ]
     assert len(private) == zones
     assert len({r.inputs["availabilityZone"] for r in private}) == zones
     if mode == "none":
@@ -147,7 +151,9 @@ def test_per_az_nat_keeps_each_zone_on_its_own_gateway(builder) -> None:
 
 
 def test_no_subnet_gives_public_ips_and_default_sg_is_emptied(default_run: ProgramRun) -> None:
-    assert all(not r.inputs["mapPublicIpOnLaunch"] for r in default_run.of_type("aws:ec2/subnet:Subnet"))
+    assert all(
+        not r.inputs["mapPublicIpOnLaunch"] for r in default_run.of_type("aws:ec2/subnet:Subnet")
+    )
     (default_sg,) = default_run.of_type("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
     assert not default_sg.inputs.get("ingress") and not default_sg.inputs.get("egress")
 
@@ -156,7 +162,10 @@ def test_existing_vpc_is_adopted_not_created(builder) -> None:
     run = builder(
         {
             "mlplatform:existingVpcId": "vpc-0123456789abcdef0",
-            "mlplatform:existingPrivateSubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+            "mlplatform:existingPrivateSubnetIds": [
+                "subnet-0123456789abcdef0",
+                "subnet-0123456789abcdef1",
+            ],
             "mlplatform:existingPrivateRouteTableIds": ["rtb-0123456789abcdef0"],
         }
     )
@@ -166,18 +175,33 @@ def test_existing_vpc_is_adopted_not_created(builder) -> None:
         assert endpoint.inputs["vpcId"] == "vpc-0123456789abcdef0"
     s3 = run.named("mlplatform-test-s3")
     assert s3.inputs["routeTableIds"] == ["rtb-0123456789abcdef0"]
-    assert run.outputs["privateSubnetIds"] == ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+    assert run.outputs["privateSubnetIds"] == [
+        "subnet-0123456789abcdef0",
+        "subnet-0123456789abcdef1",
+    ]
 
 
 # --- endpoints and security groups -----------------------------------------------------------
 
 
 def test_default_endpoints_are_private_and_in_every_private_subnet(default_run: ProgramRun) -> None:
-    interface = [r for r in default_run.of_type(ENDPOINT) if r.inputs["vpcEndpointType"] == "Interface"]
+    interface = [
+        r for r in default_run.of_type(ENDPOINT) if r.inputs["vpcEndpointType"] == "Interface"
+    ]
     services = sorted(r.inputs["serviceName"] for r in interface)
     assert services == sorted(
-        [f"com.amazonaws.us-east-1.{s}" for s in
-         ("sagemaker.api", "sagemaker.runtime", "sts", "ec2", "logs", "ecr.api", "ecr.dkr")]
+        [
+            f"com.amazonaws.us-east-1.{s}"
+            for s in (
+                "sagemaker.api",
+                "sagemaker.runtime",
+                "sts",
+                "ec2",
+                "logs",
+                "ecr.api",
+                "ecr.dkr",
+            )
+        ]
         + ["aws.sagemaker.us-east-1.notebook"]
     )
     subnets = default_run.outputs["privateSubnetIds"]
@@ -191,7 +215,9 @@ def test_default_endpoints_are_private_and_in_every_private_subnet(default_run: 
 def test_s3_gateway_endpoint_serves_the_private_route_tables(default_run: ProgramRun) -> None:
     (s3,) = [r for r in default_run.of_type(ENDPOINT) if r.inputs["vpcEndpointType"] == "Gateway"]
     assert s3.inputs["serviceName"] == "com.amazonaws.us-east-1.s3"
-    private_tables = {r.id for r in default_run.of_type("aws:ec2/routeTable:RouteTable") if "private" in r.name}
+    private_tables = {
+        r.id for r in default_run.of_type("aws:ec2/routeTable:RouteTable") if "private" in r.name
+    }
     assert set(s3.inputs["routeTableIds"]) == private_tables
 
 
@@ -212,18 +238,24 @@ def test_no_security_group_rule_is_open_to_the_internet(default_run: ProgramRun)
 def test_endpoints_accept_only_https_from_the_vpc(default_run: ProgramRun) -> None:
     sg = default_run.outputs["endpointSecurityGroupId"]
     (rule,) = [
-        r for r in default_run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        r
+        for r in default_run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r.inputs["securityGroupId"] == sg
     ]
     vpc = default_run.of_type("aws:ec2/vpc:Vpc")[0]
-    assert (rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (443, 443, "tcp")
+    assert (rule.inputs["fromPort"], rule.inputs["toPort"], rule.inputs["ipProtocol"]) == (
+        443,
+        443,
+        "tcp",
+    )
     assert rule.inputs["cidrIpv4"] == vpc.inputs["cidrBlock"]
 
 
 def test_notebooks_may_leave_only_by_https_to_the_vpc_and_s3(default_run: ProgramRun) -> None:
     sg = default_run.outputs["notebookSecurityGroupId"]
     egress = [
-        r.inputs for r in default_run.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+        r.inputs
+        for r in default_run.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
         if r.inputs["securityGroupId"] == sg
     ]
     assert {(e["fromPort"], e["toPort"]) for e in egress} == {(443, 443)}
@@ -236,7 +268,11 @@ def test_notebooks_may_leave_only_by_https_to_the_vpc_and_s3(default_run: Progra
 
 
 def notebook_policy(run: ProgramRun) -> list[dict]:
-    (policy,) = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("notebook-policy")]
+    (policy,) = [
+        r
+        for r in run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if r.name.endswith("notebook-policy")
+    ]
     return policy_statements(policy.inputs["policy"])
 
 
@@ -252,8 +288,10 @@ def test_notebook_role_never_allows_everything_on_everything(default_run: Progra
         actions = as_list(s["Action"])
         assert "*" not in actions and not any(a.endswith(":*") for a in actions), s["Sid"]
         if as_list(s["Resource"]) == ["*"]:
-            assert all(a.split(":")[1].startswith(("Describe", "List", "Search", "GetAuthorizationToken"))
-                       for a in actions), s["Sid"]
+            assert all(
+                a.split(":")[1].startswith(("Describe", "List", "Search", "GetAuthorizationToken"))
+                for a in actions
+            ), s["Sid"]
 
 
 def test_notebook_role_reaches_s3_only_in_the_managed_buckets(default_run: ProgramRun) -> None:
@@ -273,9 +311,13 @@ def test_notebook_role_uses_only_the_platform_key(default_run: ProgramRun) -> No
 
 def test_notebook_role_passes_only_itself_and_only_to_sagemaker(default_run: ProgramRun) -> None:
     (role,) = default_run.of_type("aws:iam/role:Role")
-    (passrole,) = [s for s in notebook_policy(default_run) if "iam:PassRole" in as_list(s["Action"])]
+    (passrole,) = [
+        s for s in notebook_policy(default_run) if "iam:PassRole" in as_list(s["Action"])
+    ]
     assert passrole["Resource"] == [role.outputs["arn"]]
-    assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert passrole["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
 
 
 def test_notebook_role_has_ecr_pull_and_sagemaker_logs(default_run: ProgramRun) -> None:
@@ -289,9 +331,17 @@ def test_notebook_role_has_ecr_pull_and_sagemaker_logs(default_run: ProgramRun) 
 
 def test_git_secrets_are_readable_only_when_configured(builder) -> None:
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:repo-AbCdEf"
-    run = builder({"mlplatform:notebooks": [
-        {"name": "a", "owner": "o", "gitRepository": {"url": "https://x/y.git", "secretArn": arn}}
-    ]})
+    run = builder(
+        {
+            "mlplatform:notebooks": [
+                {
+                    "name": "a",
+                    "owner": "o",
+                    "gitRepository": {"url": "https://x/y.git", "secretArn": arn},
+                }
+            ]
+        }
+    )
     (secret,) = [s for s in notebook_policy(run) if s["Sid"] == "ReadGitCredentials"]
     assert secret["Resource"] == [arn] and secret["Action"] == ["secretsmanager:GetSecretValue"]
 
@@ -303,8 +353,16 @@ def test_policy_document_is_valid_json_with_version(default_run: ProgramRun) -> 
 
 def test_outputs_name_everything_a_consumer_needs(default_run: ProgramRun) -> None:
     outputs = default_run.outputs
-    for key in ("vpcId", "privateSubnetIds", "kmsKeyArn", "datasetsBucket", "modelsBucket",
-                "notebookRoleArn", "notebookSecurityGroupId", "endpointSecurityGroupId"):
+    for key in (
+        "vpcId",
+        "privateSubnetIds",
+        "kmsKeyArn",
+        "datasetsBucket",
+        "modelsBucket",
+        "notebookRoleArn",
+        "notebookSecurityGroupId",
+        "endpointSecurityGroupId",
+    ):
         assert outputs[key], key
     assert outputs["kmsKeyArn"].startswith("arn:aws:kms:us-east-1:123456789012:key/")
 
@@ -312,8 +370,12 @@ def test_outputs_name_everything_a_consumer_needs(default_run: ProgramRun) -> No
 def test_mocked_build_is_deterministic_across_ten_runs() -> None:
     """FINDINGS: resource references through the stock mock monitor failed 8 of 10 runs."""
     first = build({"mlplatform:notebooks": [{"name": "a", "owner": "o"}]})
-    signature = [(r.urn, r.id, json.dumps(r.inputs, sort_keys=True, default=str)) for r in first.resources]
+    signature = [
+        (r.urn, r.id, json.dumps(r.inputs, sort_keys=True, default=str)) for r in first.resources
+    ]
     for _ in range(9):
         again = build({"mlplatform:notebooks": [{"name": "a", "owner": "o"}]})
-        assert [(r.urn, r.id, json.dumps(r.inputs, sort_keys=True, default=str))
-                for r in again.resources] == signature
+        assert [
+            (r.urn, r.id, json.dumps(r.inputs, sort_keys=True, default=str))
+            for r in again.resources
+        ] == signature
