@@ -56,18 +56,22 @@ NOTEBOOK_PLATFORMS: frozenset[str] = frozenset(
     {"notebook-al2-v1", "notebook-al2-v2", "notebook-al2-v3"}
 )
 
-# VPC interface endpoints the platform knows how to create, by the short name used in config.
-# The notebook endpoint is the one service whose name does not follow com.amazonaws.<region>.<svc>.
+# VPC interface endpoints, by the short name used in config. The notebook endpoint is the one
+# service whose name does not follow com.amazonaws.<region>.<svc>. The defaults are what private
+# notebooks and SageMaker jobs need: the API, runtime and notebook UI, STS, ENIs, logs, ECR.
+DEFAULT_INTERFACE_ENDPOINTS = (
+    "sagemaker.api",
+    "sagemaker.runtime",
+    "notebook",
+    "sts",
+    "ec2",
+    "logs",
+    "ecr.api",
+    "ecr.dkr",
+)
 INTERFACE_ENDPOINTS: frozenset[str] = frozenset(
     {
-        "sagemaker.api",
-        "sagemaker.runtime",
-        "notebook",
-        "sts",
-        "ec2",
-        "logs",
-        "ecr.api",
-        "ecr.dkr",
+        *DEFAULT_INTERFACE_ENDPOINTS,
         "kms",
         "secretsmanager",
         "monitoring",

@@ -30,20 +30,15 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components.catalog import INTERFACE_ENDPOINTS, NOTEBOOK_INSTANCE_HOURLY_USD, NOTEBOOK_PLATFORMS
+from components.catalog import (
+    DEFAULT_INTERFACE_ENDPOINTS,
+    INTERFACE_ENDPOINTS,
+    NOTEBOOK_INSTANCE_HOURLY_USD,
+    NOTEBOOK_PLATFORMS,
+)
 
 PROJECT = "mlplatform"
 
-DEFAULT_INTERFACE_ENDPOINTS = (
-    "sagemaker.api",
-    "sagemaker.runtime",
-    "notebook",
-    "sts",
-    "ec2",
-    "logs",
-    "ecr.api",
-    "ecr.dkr",
-)
 
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _NOTEBOOK_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,39}$")

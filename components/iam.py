@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 Statement = dict[str, Any]
 
@@ -198,3 +199,44 @@ def notebook_execution_statements(
             )
         )
     return statements
+
+
+def notebook_role(
+    name: str,
+    *,
+    description: str,
+    partition: pulumi.Input[str],
+    region: str,
+    account_id: pulumi.Input[str],
+    bucket_arns: Sequence[pulumi.Input[str]],
+    kms_key_arn: pulumi.Input[str],
+    git_secret_arns: Sequence[str] = (),
+    write_prefix: str | None = None,
+    opts: pulumi.ResourceOptions,
+) -> aws.iam.Role:
+    """A SageMaker execution role with `notebook_execution_statements` as its inline policy."""
+    role = aws.iam.Role(
+        f"{name}-role",
+        description=description,
+        assume_role_policy=assume_role_policy("sagemaker.amazonaws.com"),
+        max_session_duration=3600,
+        opts=opts,
+    )
+    aws.iam.RolePolicy(
+        f"{name}-policy",
+        role=role.id,
+        policy=policy_document(
+            notebook_execution_statements(
+                partition=partition,
+                region=region,
+                account_id=account_id,
+                role_arn=role.arn,
+                bucket_arns=bucket_arns,
+                kms_key_arn=kms_key_arn,
+                git_secret_arns=git_secret_arns,
+                write_prefix=write_prefix,
+            )
+        ),
+        opts=opts,
+    )
+    return role

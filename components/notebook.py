@@ -9,7 +9,7 @@ from importlib import resources
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import assume_role_policy, notebook_execution_statements, policy_document
+from components.iam import notebook_role
 from components.shared_infra import SharedInfra
 
 
@@ -117,34 +117,21 @@ class NotebookInstance(pulumi.ComponentResource):
     ) -> pulumi.Output[str]:
         """A role for this notebook alone, writing only under `write_prefix`."""
         shared = args.shared
-        child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{name}-role",
-            description=f"Execution role of notebook {name} (writes only under {write_prefix})",
-            assume_role_policy=assume_role_policy("sagemaker.amazonaws.com"),
-            max_session_duration=3600,
-            opts=child,
-        )
         git_secrets = (
             [args.git_repository.secret_arn]
             if args.git_repository and args.git_repository.secret_arn
             else []
         )
-        aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=role.id,
-            policy=policy_document(
-                notebook_execution_statements(
-                    partition=shared.partition,
-                    region=shared.region,
-                    account_id=shared.account_id,
-                    role_arn=role.arn,
-                    bucket_arns=shared.bucket_arns,
-                    kms_key_arn=shared.kms_key_arn,
-                    git_secret_arns=git_secrets,
-                    write_prefix=write_prefix,
-                )
-            ),
-            opts=child,
+        role = notebook_role(
+            name,
+            description=f"Execution role of notebook {name} (writes only under {write_prefix})",
+            partition=shared.partition,
+            region=shared.region,
+            account_id=shared.account_id,
+            bucket_arns=shared.bucket_arns,
+            kms_key_arn=shared.kms_key_arn,
+            git_secret_arns=git_secrets,
+            write_prefix=write_prefix,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         return role.arn

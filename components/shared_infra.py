@@ -15,8 +15,9 @@ import pulumi_aws as aws
 
 from components.bucket import SecureBucket, SecureBucketArgs
 from components.catalog import endpoint_service_name
-from components.iam import assume_role_policy, notebook_execution_statements, policy_document
+from components.iam import notebook_role
 from components.network import ExistingNetwork, Network, NetworkArgs
+from components.security_groups import rule, security_group
 
 # The seeds' layout of the models bucket: training data snapshots, packaged code, pipeline outputs
 # under model/<pipeline>/<execution>/, and inference repackaging under repackage/<pipeline>/<time>/.
@@ -100,27 +101,15 @@ class SharedInfra(pulumi.ComponentResource):
         self.datasets_bucket = bucket("datasets")
         self.models_bucket = bucket("models", MODELS_BUCKET_PREFIXES)
 
-        role = aws.iam.Role(
-            f"{name}-notebook-role",
+        role = notebook_role(
+            f"{name}-notebook",
             description="Shared execution role of the platform's SageMaker notebooks",
-            assume_role_policy=assume_role_policy("sagemaker.amazonaws.com"),
-            max_session_duration=3600,
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-notebook-policy",
-            role=role.id,
-            policy=policy_document(
-                notebook_execution_statements(
-                    partition=self.partition,
-                    region=args.region,
-                    account_id=self.account_id,
-                    role_arn=role.arn,
-                    bucket_arns=self.bucket_arns,
-                    kms_key_arn=key.arn,
-                    git_secret_arns=args.git_secret_arns,
-                )
-            ),
+            partition=self.partition,
+            region=args.region,
+            account_id=self.account_id,
+            bucket_arns=self.bucket_arns,
+            kms_key_arn=key.arn,
+            git_secret_arns=args.git_secret_arns,
             opts=child,
         )
         self.notebook_role_arn = role.arn
@@ -168,51 +157,36 @@ class SharedInfra(pulumi.ComponentResource):
     def _security_groups(self, name: str) -> None:
         """Notebooks reach only the endpoints (HTTPS) and S3; endpoints take HTTPS from the VPC."""
         child = pulumi.ResourceOptions(parent=self)
-        notebooks = aws.ec2.SecurityGroup(
-            f"{name}-notebooks",
-            description="SageMaker notebooks of the ML platform",
-            vpc_id=self.vpc_id,
-            revoke_rules_on_delete=True,
-            tags={"Name": f"{name}-notebooks"},
-            opts=child,
+        notebooks = security_group(
+            f"{name}-notebooks", "SageMaker notebooks of the ML platform", self.vpc_id, child
         )
-        endpoints = aws.ec2.SecurityGroup(
-            f"{name}-endpoints",
-            description="VPC interface endpoints of the ML platform",
-            vpc_id=self.vpc_id,
-            revoke_rules_on_delete=True,
-            tags={"Name": f"{name}-endpoints"},
-            opts=child,
+        endpoints = security_group(
+            f"{name}-endpoints", "VPC interface endpoints of the ML platform", self.vpc_id, child
         )
-        aws.vpc.SecurityGroupIngressRule(
+        rule(
+            "ingress",
             f"{name}-endpoints-https-from-vpc",
-            security_group_id=endpoints.id,
-            description="HTTPS from workloads in the VPC",
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            cidr_ipv4=self.vpc_cidr,
-            opts=child,
+            endpoints.id,
+            "HTTPS from workloads in the VPC",
+            child,
+            cidr=self.vpc_cidr,
         )
-        aws.vpc.SecurityGroupEgressRule(
+        rule(
+            "egress",
             f"{name}-notebooks-https-to-vpc",
-            security_group_id=notebooks.id,
-            description="HTTPS to the interface endpoints",
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            cidr_ipv4=self.vpc_cidr,
-            opts=child,
+            notebooks.id,
+            "HTTPS to the interface endpoints",
+            child,
+            cidr=self.vpc_cidr,
         )
-        aws.vpc.SecurityGroupIngressRule(
+        rule(
+            "ingress",
             f"{name}-notebooks-from-notebooks",
-            security_group_id=notebooks.id,
-            description="Notebooks reach each other (shared kernels, distributed jobs)",
-            ip_protocol="tcp",
-            from_port=0,
-            to_port=65535,
-            referenced_security_group_id=notebooks.id,
-            opts=child,
+            notebooks.id,
+            "Notebooks reach each other (shared kernels, distributed jobs)",
+            child,
+            ports=(0, 65535),
+            peer_group_id=notebooks.id,
         )
         self._notebook_sg = notebooks
         self.notebook_security_group_id = notebooks.id
@@ -229,15 +203,13 @@ class SharedInfra(pulumi.ComponentResource):
             tags={"Name": f"{name}-s3"},
             opts=child,
         )
-        aws.vpc.SecurityGroupEgressRule(
+        rule(
+            "egress",
             f"{name}-notebooks-https-to-s3",
-            security_group_id=self._notebook_sg.id,
-            description="HTTPS to S3 through the gateway endpoint",
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
+            self._notebook_sg.id,
+            "HTTPS to S3 through the gateway endpoint",
+            child,
             prefix_list_id=s3.prefix_list_id,
-            opts=child,
         )
         self.interface_endpoint_ids: dict[str, pulumi.Output[str]] = {}
         for short_name in args.interface_endpoints:
