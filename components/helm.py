@@ -1,0 +1,95 @@
+"""Helm charts the platform installs: pinned versions in one table, values layered one way.
+
+Values for a chart come from three layers, later winning: `helm/<dir>/values.yaml` (shared),
+`helm/<dir>/values-<stack>.yaml` (per environment, optional), then what the program computes
+(cluster name, IRSA role ARNs, image digests). Tests assert on the merged result.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+# Where the repository keeps its values files; components accept another directory.
+HELM_VALUES_DIR = Path(__file__).resolve().parent.parent / "helm"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart at a pinned version. `repo` is an HTTP chart repository, or None for OCI refs."""
+
+    chart: str
+    version: str
+    repo: str | None = None
+
+
+# Every chart the platform installs, pinned. Bump here, nowhere else.
+CHARTS: dict[str, Chart] = {}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive merge: mappings merge key by key, anything else (lists included) is replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def layered_values(
+    values_dir: str,
+    stack: str,
+    computed: Mapping[str, Any] | None = None,
+    root: Path = HELM_VALUES_DIR,
+) -> dict[str, Any]:
+    """`values.yaml` <- `values-<stack>.yaml` <- `computed`, for `root/values_dir`."""
+    directory = root / values_dir
+    base = directory / "values.yaml"
+    if not base.is_file():
+        raise FileNotFoundError(f"{base}: missing base values file")
+    values = _load(base)
+    per_stack = directory / f"values-{stack}.yaml"
+    if per_stack.is_file():
+        values = deep_merge(values, _load(per_stack))
+    return deep_merge(values, computed or {})
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: values must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def release(
+    name: str,
+    chart_key: str,
+    namespace: pulumi.Input[str],
+    values: pulumi.Input[Mapping[str, Any]],
+    opts: pulumi.ResourceOptions,
+) -> k8s.helm.v3.Release:
+    """A Helm release of a pinned chart. Atomic: a failed upgrade rolls back instead of
+    leaving a half-applied release."""
+    chart = CHARTS[chart_key]
+    return k8s.helm.v3.Release(
+        name,
+        name=name,
+        chart=chart.chart,
+        version=chart.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo) if chart.repo else None,
+        namespace=namespace,
+        values=values,
+        atomic=True,
+        cleanup_on_fail=True,
+        timeout=600,
+        opts=opts,
+    )
