@@ -89,3 +89,44 @@ def endpoint_service_name(short_name: str, region: str) -> str:
     if short_name == "notebook":
         return f"aws.sagemaker.{region}.notebook"
     return f"com.amazonaws.{region}.{short_name}"
+
+
+# GPUs per instance for the GPU families the platform schedules (EC2 names; SageMaker's ml.*
+# names map to the same hardware). Used to bound a stack's GPU capacity.
+GPUS_PER_INSTANCE: dict[str, int] = {
+    "p5.48xlarge": 8,
+    "p5e.48xlarge": 8,
+    "p5en.48xlarge": 8,
+    "p4d.24xlarge": 8,
+    "p4de.24xlarge": 8,
+    "p3.2xlarge": 1,
+    "p3.8xlarge": 4,
+    "p3.16xlarge": 8,
+    "p3dn.24xlarge": 8,
+    "g4dn.xlarge": 1,
+    "g4dn.2xlarge": 1,
+    "g4dn.4xlarge": 1,
+    "g4dn.8xlarge": 1,
+    "g4dn.12xlarge": 4,
+    "g4dn.metal": 8,
+    "g5.xlarge": 1,
+    "g5.2xlarge": 1,
+    "g5.4xlarge": 1,
+    "g5.8xlarge": 1,
+    "g5.12xlarge": 4,
+    "g5.16xlarge": 1,
+    "g5.24xlarge": 4,
+    "g5.48xlarge": 8,
+    "g6.xlarge": 1,
+    "g6.2xlarge": 1,
+    "g6.12xlarge": 4,
+    "g6.48xlarge": 8,
+    "g6e.xlarge": 1,
+    "g6e.12xlarge": 4,
+    "g6e.48xlarge": 8,
+}
+
+
+def gpus_per_instance(instance_type: str) -> int:
+    """GPUs in one instance of `instance_type` (`p5.48xlarge` or `ml.p5.48xlarge`); 0 for CPU."""
+    return GPUS_PER_INSTANCE.get(instance_type.removeprefix("ml."), 0)

@@ -43,6 +43,8 @@ class Registration:
     protect: bool = False
     retain_on_delete: bool = False
     depends_on: list[str] = field(default_factory=list)
+    # Which resources each input came from (input name -> URNs), as the engine tracks it.
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     provider: str = ""
     # The inputs with every secret replaced by SECRET_MASK: what a plan may print.
     masked_inputs: dict[str, Any] = field(default_factory=dict)
@@ -265,6 +267,9 @@ class RecordingMonitor(MockMonitor):
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
                 depends_on=list(request.dependencies),
+                property_dependencies={
+                    key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+                },
                 provider=request.provider,
                 masked_inputs=rpc.deserialize_properties(masked),
             )

@@ -8,8 +8,10 @@ The JSON shape is an interface (CI scripts read it); extend it, never rename its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from components.guardrails import Finding, Resource, evaluate
 from components.mocks import SECRET_MASK, Registration
 from components.pricing import CostEstimate, estimate
 from components.program import ProgramRun
@@ -136,3 +138,38 @@ def _short(value: Any, limit: int = 60) -> str:
         value = int(value)  # the engine's numbers are floats
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def guardrail_view(run: ProgramRun) -> list[Resource]:
+    """The offline plan's resources as the guardrails see them (as in `pulumi preview`)."""
+    by_ref = {f"{r.urn}::{r.id}": r for r in run.resources}
+    views = []
+    for r in run.resources:
+        provider = by_ref.get(r.provider)
+        views.append(
+            Resource(
+                type=r.type,
+                name=r.name,
+                urn=r.urn,
+                props=r.inputs,
+                protect=r.protect,
+                provider_props=provider.inputs if provider else {},
+                property_dependencies=r.property_dependencies,
+            )
+        )
+    return views
+
+
+def check_policy(run: ProgramRun, pack_config: Mapping[str, Any]) -> list[Finding]:
+    """The policy pack's verdict on this plan, without the Pulumi CLI."""
+    return evaluate(guardrail_view(run), pack_config)
+
+
+def render_findings(findings: list[Finding]) -> str:
+    if not findings:
+        return "Policy: no violations"
+    lines = [f"Policy: {len(findings)} violation(s)"]
+    for f in sorted(findings, key=lambda f: (f.level != "mandatory", f.rule, f.urn)):
+        where = f.urn.rsplit("::", 1)[-1] if f.urn else "(stack)"
+        lines.append(f"  [{f.level}] {f.rule}: {where}: {f.message}")
+    return "\n".join(lines)
