@@ -379,3 +379,40 @@ def test_mocked_build_is_deterministic_across_ten_runs() -> None:
             (r.urn, r.id, json.dumps(r.inputs, sort_keys=True, default=str))
             for r in again.resources
         ] == signature
+
+
+def rendered_policies(run: ProgramRun) -> list[tuple[str, str]]:
+    """Every identity or resource policy document the program renders (trust policies aside:
+    parliament audits permissions, and a trust policy has a Principal instead of a Resource)."""
+    return [
+        (r.name, r.inputs["policy"])
+        for r in run.resources
+        if isinstance(r.inputs.get("policy"), str) and r.type.startswith("aws:")
+    ]
+
+
+def test_every_rendered_policy_is_parliament_clean() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # parliament imports the deprecated pkg_resources
+        from parliament import analyze_policy_string
+
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:repo-AbCdEf"
+    run = build(
+        {
+            "mlplatform:perUserS3Prefixes": True,
+            "mlplatform:notebooks": [
+                {
+                    "name": "a",
+                    "owner": "o",
+                    "gitRepository": {"url": "https://x/y.git", "secretArn": secret},
+                }
+            ],
+        }
+    )
+    policies = rendered_policies(run)
+    assert len(policies) == 4  # shared role, per-user role, two bucket policies
+    for name, document in policies:
+        findings = [(f.issue, f.detail) for f in analyze_policy_string(document).findings]
+        assert findings == [], name
