@@ -25,7 +25,7 @@ STACKS = {
     name: yaml.safe_load((ROOT / f"Pulumi.{name}.yaml").read_text())["config"]
     for name in ("staging", "production")
 }
-KEYS = sorted({key for config in STACKS.values() for key in config}) + ["mlplatform:bogus"]
+KEYS = [*sorted({key for config in STACKS.values() for key in config}), "mlplatform:bogus"]
 NOTEBOOK_FIELDS = [
     "name",
     "owner",
@@ -100,7 +100,7 @@ def test_a_mutated_notebook_field_gives_a_typed_error(
 
 
 @settings(max_examples=300, deadline=None)
-@given(raw=st.dictionaries(st.sampled_from(KEYS + ["aws:region"]), junk, max_size=8))
+@given(raw=st.dictionaries(st.sampled_from([*KEYS, "aws:region"]), junk, max_size=8))
 def test_random_configs_give_a_typed_error(raw: dict[str, Any]) -> None:
     assert_clean_outcome(raw)
 
