@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import runpy
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -98,6 +99,9 @@ def run_program(
     )
 
 
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
 @dataclass(frozen=True)
 class Project:
     """What `pulumi` reads from a project directory: Pulumi.yaml and one stack's config."""
@@ -135,6 +139,11 @@ class Project:
         return cls(directory=directory, name=name, main=main, declared_defaults=defaults)
 
     def stack_file(self, stack: str) -> Path:
+        # Pulumi's own rule for stack names; it also keeps `../x` from reading outside the project.
+        if not STACK_NAME.fullmatch(stack):
+            raise ProjectError(
+                f"{stack!r} is not a stack name (letters, digits, '-', '_' and '.' only)"
+            )
         return self.directory / f"Pulumi.{stack}.yaml"
 
     def stack_config(self, stack: str) -> tuple[dict[str, str], tuple[str, ...]]:
