@@ -130,3 +130,32 @@ GPUS_PER_INSTANCE: dict[str, int] = {
 def gpus_per_instance(instance_type: str) -> int:
     """GPUs in one instance of `instance_type` (`p5.48xlarge` or `ml.p5.48xlarge`); 0 for CPU."""
     return GPUS_PER_INSTANCE.get(instance_type.removeprefix("ml."), 0)
+
+
+# EFA network interfaces per instance (the `vpc.amazonaws.com/efa` resource a node advertises);
+# types not listed have none. A training pod asks for all of its node's interfaces.
+EFA_INTERFACES_PER_INSTANCE: dict[str, int] = {
+    "p5.48xlarge": 32,
+    "p5e.48xlarge": 32,
+    "p5en.48xlarge": 16,
+    "p4d.24xlarge": 4,
+    "p4de.24xlarge": 4,
+    "p3dn.24xlarge": 1,
+    "g4dn.8xlarge": 1,
+    "g4dn.12xlarge": 1,
+    "g4dn.metal": 1,
+    "g5.8xlarge": 1,
+    "g5.12xlarge": 1,
+    "g5.16xlarge": 1,
+    "g5.24xlarge": 1,
+    "g5.48xlarge": 1,
+    "g6.12xlarge": 1,
+    "g6.48xlarge": 1,
+    "g6e.12xlarge": 1,
+    "g6e.48xlarge": 4,
+}
+
+
+def efa_interfaces(instance_type: str) -> int:
+    """EFA interfaces of one instance of `instance_type` (EC2 or ml.* name); 0 without EFA."""
+    return EFA_INTERFACES_PER_INSTANCE.get(instance_type.removeprefix("ml."), 0)

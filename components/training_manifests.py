@@ -1,0 +1,551 @@
+"""Kubernetes manifests of a training job, rendered from plain values by pure functions.
+
+Two engines run the same image and the same `python -m training.train`:
+
+- `hyperpod`: a `HyperPodPyTorchJob` (`sagemaker.amazonaws.com/v1`) for HyperPod's training
+  operator. `hyperpodrun` (torchrun plus the operator's agent) launches the ranks; the run policy
+  retries and restarts the job, log monitoring on the `Loss:` line detects a job that never starts
+  or hangs, and node affinity keeps pods on nodes HyperPod's health checks mark schedulable.
+- `eks`: a Kubeflow `PyTorchJob` (`kubeflow.org/v1`) with an elastic policy: c10d rendezvous,
+  min/max nodes, torchrun restarts.
+
+Both: the image by digest, all GPUs and EFA interfaces of the node type (from the catalog),
+`/dev/shm` in memory, the node's NVMe as the tier-1 checkpoint directory `/checkpoints/<job>`,
+the S3 tier at `s3://<models bucket>/checkpoints/<job>/`, a service account (IRSA, made by the
+TrainingJob component) and the recipe YAML from a ConfigMap. Everything here is data in, dicts
+out: the TrainingJob component feeds it resolved Outputs, tests call it directly, and
+`check_job_structure` is our structural check of the two custom resources (kubernetes-validate
+knows core objects only).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from components.catalog import efa_interfaces, gpus_per_instance
+
+Engine = Literal["hyperpod", "eks"]
+ENGINES: tuple[Engine, ...] = ("hyperpod", "eks")
+
+RECIPE_DIR = "/etc/mlplatform/recipe"
+RECIPE_FILE = "recipe.yaml"
+CHECKPOINT_MOUNT = "/checkpoints"
+# The image's unprivileged user (docker/training/Dockerfile).
+IMAGE_UID = 10001
+# Where the node's instance-store NVMe is mounted: HyperPod mounts it at /opt/dlami/nvme; the EKS
+# AL2023 AMI (nodeadm localStorage RAID0) at /mnt/k8s-disks/0.
+NVME_HOST_PATHS: dict[Engine, str] = {"hyperpod": "/opt/dlami/nvme", "eks": "/mnt/k8s-disks/0"}
+# HyperPod's health agents label nodes; unhealthy ones are also tainted.
+HEALTH_LABEL = "sagemaker.amazonaws.com/node-health-status"
+DEEP_HEALTH_LABEL = "sagemaker.amazonaws.com/deep-health-check-status"
+# The line the trainer logs every step (training/metrics); HyperPod's hang detection keys on it.
+LOSS_PATTERN = ".*Loss:.*"
+# hyperpodrun's agent endpoint that the operator talks to.
+HYPERPOD_AGENT_PORT = 8080
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IMAGE_BY_DIGEST = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class TrainingJobSpec:
+    """Every value a job's manifests depend on, already resolved (no Outputs)."""
+
+    name: str
+    engine: Engine
+    image: str  # <repository>@sha256:<digest>: a tag could move under a running job
+    instance_type: str  # EC2 name (`p5.48xlarge`) or SageMaker name (`ml.p5.48xlarge`)
+    nodes: int
+    recipe: Mapping[str, Any]
+    models_bucket: str
+    service_account: str
+    namespace: str = "training"
+    # eks: elastic bounds for the c10d rendezvous (default: exactly `nodes`).
+    min_nodes: int | None = None
+    max_nodes: int | None = None
+    max_retries: int = 3
+    checkpoint_interval: int = 100
+    shm_size_gib: int = 64
+    nvme_host_path: str | None = None  # engine default when None
+    # hyperpod: seconds until the first `Loss:` line, and at most between two of them.
+    start_timeout_seconds: int = 1200
+    hang_timeout_seconds: int = 600
+    # hyperpod: only nodes whose deep health check passed (otherwise merely preferred).
+    require_deep_health_check: bool = False
+    extra_args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine {self.engine!r} is not one of {ENGINES}")
+        if not _DNS_LABEL.match(self.name) or len(self.name) > 50:
+            raise ValueError(f"job name {self.name!r} is not a DNS label of at most 50 characters")
+        if not _IMAGE_BY_DIGEST.match(self.image):
+            raise ValueError(f"image {self.image!r} is not referenced by digest (repo@sha256:...)")
+        low, high = self.node_bounds
+        if not 1 <= low <= self.nodes <= high:
+            raise ValueError(f"nodes must satisfy 1 <= min ({low}) <= nodes ({self.nodes}) <= max")
+
+    @property
+    def node_bounds(self) -> tuple[int, int]:
+        return (self.min_nodes or self.nodes, self.max_nodes or self.nodes)
+
+    @property
+    def gpus(self) -> int:
+        return gpus_per_instance(self.instance_type)
+
+    @property
+    def efa_interfaces(self) -> int:
+        return efa_interfaces(self.instance_type)
+
+    @property
+    def nproc_per_node(self) -> int:
+        """One rank per GPU; one rank on a CPU node."""
+        return self.gpus or 1
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return f"{CHECKPOINT_MOUNT}/{self.name}"
+
+    @property
+    def checkpoint_s3_uri(self) -> str:
+        return f"s3://{self.models_bucket}/{checkpoint_prefix(self.name)}"
+
+    @property
+    def recipe_config_map_name(self) -> str:
+        return f"{self.name}-recipe"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            "app.kubernetes.io/name": self.name,
+            "app.kubernetes.io/component": "training",
+            "app.kubernetes.io/part-of": "mlplatform",
+        }
+
+
+def checkpoint_prefix(job: str) -> str:
+    """The job's key prefix in the models bucket: its role may write nowhere else."""
+    return f"checkpoints/{job}/"
+
+
+def efa_environment(instance_type: str) -> dict[str, str]:
+    """Environment for NCCL over EFA on this node type; empty without EFA.
+
+    A seam kept small: the training core's `training/efa` refines this at run time from what the
+    node really has (fi_info, /sys/class/infiniband), and variables set here win there.
+    """
+    if efa_interfaces(instance_type) == 0:
+        return {}
+    env = {"FI_PROVIDER": "efa", "NCCL_NET_PLUGIN": "ofi", "FI_EFA_FORK_SAFE": "1"}
+    family = instance_type.removeprefix("ml.").split(".")[0]
+    if family.startswith(("p4", "p5")):  # GPUDirect RDMA over EFA
+        env["FI_EFA_USE_DEVICE_RDMA"] = "1"
+    return env
+
+
+def resources(spec: TrainingJobSpec) -> dict[str, dict[str, int]]:
+    """The whole node: every GPU and EFA interface. Extended resources need limits only."""
+    limits = {}
+    if spec.gpus:
+        limits["nvidia.com/gpu"] = spec.gpus
+    if spec.efa_interfaces:
+        limits["vpc.amazonaws.com/efa"] = spec.efa_interfaces
+    return {"limits": limits, "requests": dict(limits)}
+
+
+def training_arguments(spec: TrainingJobSpec) -> list[str]:
+    """Flags of `python -m training.train` (the training core's stable interface)."""
+    return [
+        "--config",
+        f"{RECIPE_DIR}/{RECIPE_FILE}",
+        "--checkpoint-dir",
+        spec.checkpoint_dir,
+        "--checkpoint-interval",
+        str(spec.checkpoint_interval),
+        *spec.extra_args,
+    ]
+
+
+def launcher(spec: TrainingJobSpec) -> list[str]:
+    """The container command: hyperpodrun on HyperPod, torchrun (rendezvous from the operator's
+    PET_* variables) on EKS."""
+    if spec.engine == "hyperpod":
+        return [
+            "hyperpodrun",
+            f"--nnodes={spec.nodes}",
+            f"--nproc-per-node={spec.nproc_per_node}",
+            "--server-host=0.0.0.0",
+            f"--server-port={HYPERPOD_AGENT_PORT}",
+            "--tee=3",
+            "--log-dir=/tmp/hyperpod",
+            "-m",
+            "training.train",
+        ]
+    return ["torchrun", f"--nproc-per-node={spec.nproc_per_node}", "-m", "training.train"]
+
+
+def environment(spec: TrainingJobSpec) -> list[dict[str, str]]:
+    env = {
+        **efa_environment(spec.instance_type),
+        "MLPLATFORM_JOB": spec.name,
+        "MLPLATFORM_CHECKPOINT_S3_URI": spec.checkpoint_s3_uri,
+        "HOME": "/tmp",
+        **spec.env,
+    }
+    return [{"name": key, "value": value} for key, value in env.items()]
+
+
+def node_affinity(spec: TrainingJobSpec) -> dict[str, Any]:
+    instance_type = spec.instance_type.removeprefix("ml.")
+    if spec.engine == "hyperpod":
+        instance_type = f"ml.{instance_type}"
+    required = [
+        {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [instance_type]}
+    ]
+    preferred: list[dict[str, Any]] = []
+    if spec.engine == "hyperpod":
+        required.append({"key": HEALTH_LABEL, "operator": "In", "values": ["Schedulable"]})
+        deep = {"key": DEEP_HEALTH_LABEL, "operator": "In", "values": ["Passed"]}
+        if spec.require_deep_health_check:
+            required.append(deep)
+        else:
+            preferred.append({"weight": 100, "preference": {"matchExpressions": [deep]}})
+    affinity: dict[str, Any] = {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": required}]
+        }
+    }
+    if preferred:
+        affinity["preferredDuringSchedulingIgnoredDuringExecution"] = preferred
+    return {"nodeAffinity": affinity}
+
+
+def _restricted(run_as_user: int, *, add: Sequence[str] = ()) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsUser": run_as_user,
+        "runAsNonRoot": run_as_user != 0,
+    }
+    if add:
+        context["capabilities"]["add"] = list(add)
+    return context
+
+
+def pod_template(spec: TrainingJobSpec, container_name: str) -> dict[str, Any]:
+    """The pod every node runs (same for both engines, apart from launcher and affinity)."""
+    nvme = spec.nvme_host_path or NVME_HOST_PATHS[spec.engine]
+    mounts = [
+        {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "nvme", "mountPath": CHECKPOINT_MOUNT},
+        {"name": "recipe", "mountPath": RECIPE_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    return {
+        "metadata": {"labels": spec.labels},
+        "spec": {
+            "serviceAccountName": spec.service_account,
+            "securityContext": {
+                "runAsUser": IMAGE_UID,
+                "runAsGroup": IMAGE_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "affinity": node_affinity(spec),
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+            if spec.gpus
+            else [],
+            # hostPath directories are created root-owned: hand the job's tier-1 directory to the
+            # image's user before the trainer starts (root, CHOWN only, then exits).
+            "initContainers": [
+                {
+                    "name": "checkpoint-dir",
+                    "image": spec.image,
+                    "command": [
+                        "install",
+                        "-d",
+                        "-o",
+                        str(IMAGE_UID),
+                        "-g",
+                        str(IMAGE_UID),
+                        spec.checkpoint_dir,
+                    ],
+                    "volumeMounts": [{"name": "nvme", "mountPath": CHECKPOINT_MOUNT}],
+                    "securityContext": _restricted(0, add=["CHOWN"]),
+                }
+            ],
+            "containers": [
+                {
+                    "name": container_name,
+                    "image": spec.image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": launcher(spec),
+                    "args": training_arguments(spec),
+                    "env": environment(spec),
+                    "resources": resources(spec),
+                    "volumeMounts": mounts,
+                    "securityContext": _restricted(IMAGE_UID),
+                }
+            ],
+            "volumes": [
+                {
+                    "name": "dshm",
+                    "emptyDir": {"medium": "Memory", "sizeLimit": f"{spec.shm_size_gib}Gi"},
+                },
+                {"name": "nvme", "hostPath": {"path": nvme, "type": "DirectoryOrCreate"}},
+                {"name": "recipe", "configMap": {"name": spec.recipe_config_map_name}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
+        },
+    }
+
+
+def recipe_config_map(spec: TrainingJobSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(spec, spec.recipe_config_map_name),
+        "data": {RECIPE_FILE: yaml.safe_dump(dict(spec.recipe), sort_keys=False)},
+    }
+
+
+def service_account(spec: TrainingJobSpec, role_arn: str) -> dict[str, Any]:
+    """The job's identity: IRSA maps it to `role_arn`; no API token is mounted by default."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            **_metadata(spec, spec.service_account),
+            "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+        },
+        "automountServiceAccountToken": False,
+    }
+
+
+def hyperpod_job(spec: TrainingJobSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "sagemaker.amazonaws.com/v1",
+        "kind": "HyperPodPyTorchJob",
+        "metadata": _metadata(spec, spec.name),
+        "spec": {
+            "nprocPerNode": str(spec.nproc_per_node),
+            "replicaSpecs": [
+                {
+                    "name": "pods",
+                    "replicas": spec.nodes,
+                    "template": pod_template(spec, "pytorch"),
+                }
+            ],
+            "runPolicy": {
+                "cleanPodPolicy": "None",
+                "jobMaxRetryCount": spec.max_retries,
+                "restartPolicy": {
+                    # a few in-place restarts, then a full job restart, within an hour's budget
+                    "numRestartBeforeFullJobRestart": spec.max_retries,
+                    "evalPeriodSeconds": 3600,
+                    "maxFullJobRestarts": spec.max_retries,
+                },
+                "logMonitoringConfiguration": [
+                    {
+                        "name": "JobStart",
+                        "logPattern": LOSS_PATTERN,
+                        "expectedStartCutOffInSeconds": spec.start_timeout_seconds,
+                    },
+                    {
+                        "name": "JobHangingDetection",
+                        "logPattern": LOSS_PATTERN,
+                        "expectedRecurringFrequencyInSeconds": spec.hang_timeout_seconds,
+                    },
+                ],
+            },
+        },
+    }
+
+
+def pytorch_job(spec: TrainingJobSpec) -> dict[str, Any]:
+    low, high = spec.node_bounds
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": _metadata(spec, spec.name),
+        "spec": {
+            "nprocPerNode": str(spec.nproc_per_node),
+            "elasticPolicy": {
+                "rdzvBackend": "c10d",
+                "minReplicas": low,
+                "maxReplicas": high,
+                "maxRestarts": spec.max_retries,
+            },
+            "pytorchReplicaSpecs": {
+                "Worker": {
+                    "replicas": spec.nodes,
+                    "restartPolicy": "OnFailure",
+                    # the operator finds the training container by this name
+                    "template": pod_template(spec, "pytorch"),
+                }
+            },
+            "runPolicy": {"cleanPodPolicy": "None", "backoffLimit": spec.max_retries},
+        },
+    }
+
+
+def job(spec: TrainingJobSpec) -> dict[str, Any]:
+    """The job object of the spec's engine."""
+    return hyperpod_job(spec) if spec.engine == "hyperpod" else pytorch_job(spec)
+
+
+def render(spec: TrainingJobSpec, role_arn: str) -> list[dict[str, Any]]:
+    """Everything a job needs in the cluster, in apply order."""
+    return [service_account(spec, role_arn), recipe_config_map(spec), job(spec)]
+
+
+def _metadata(spec: TrainingJobSpec, name: str) -> dict[str, Any]:
+    return {"name": name, "namespace": spec.namespace, "labels": spec.labels}
+
+
+# --- structural checks of the two custom resources ---------------------------------------------
+# Allowed keys per path, from the CRDs' published schemas (HyperPod training operator v1, Kubeflow
+# training-operator v1). Unknown keys are refused, as the API server's structural pruning would
+# silently drop them; the pod template inside is checked by kubernetes-validate in the tests.
+_HYPERPOD_KEYS: dict[str, set[str]] = {
+    "spec": {"nprocPerNode", "replicaSpecs", "runPolicy", "elasticPolicy"},
+    "spec.replicaSpecs[]": {"name", "replicas", "maxReplicas", "spares", "template"},
+    "spec.runPolicy": {
+        "activeDeadlineSeconds",
+        "cleanPodPolicy",
+        "faultDeadlineSeconds",
+        "jobMaxRetryCount",
+        "logMonitoringConfiguration",
+        "restartPolicy",
+        "startupDeadlineSeconds",
+        "suspend",
+        "ttlSecondsAfterFinished",
+        "workloadMode",
+    },
+    "spec.runPolicy.restartPolicy": {
+        "evalPeriodSeconds",
+        "maxFullJobRestarts",
+        "numRestartBeforeFullJobRestart",
+        "maxNumRepeatOffendersToAvoid",
+        "scaleUpSnoozeTimeInSeconds",
+    },
+    "spec.runPolicy.logMonitoringConfiguration[]": {
+        "name",
+        "logPattern",
+        "expectedStartCutOffInSeconds",
+        "expectedRecurringFrequencyInSeconds",
+        "metricEvaluationDataPoints",
+        "metricThreshold",
+        "operator",
+        "stopPattern",
+    },
+}
+_PYTORCHJOB_KEYS: dict[str, set[str]] = {
+    "spec": {"nprocPerNode", "elasticPolicy", "pytorchReplicaSpecs", "runPolicy"},
+    "spec.elasticPolicy": {
+        "minReplicas",
+        "maxReplicas",
+        "rdzvBackend",
+        "rdzvHost",
+        "rdzvPort",
+        "rdzvId",
+        "rdzvConf",
+        "standalone",
+        "nProcPerNode",
+        "maxRestarts",
+        "metrics",
+    },
+    "spec.pytorchReplicaSpecs": {"Master", "Worker"},
+    "spec.pytorchReplicaSpecs.Worker": {"replicas", "restartPolicy", "template"},
+    "spec.runPolicy": {
+        "cleanPodPolicy",
+        "ttlSecondsAfterFinished",
+        "activeDeadlineSeconds",
+        "backoffLimit",
+        "schedulingPolicy",
+        "suspend",
+        "managedBy",
+    },
+}
+_CLEAN_POD_POLICIES = {"All", "Running", "None"}
+
+
+def check_job_structure(manifest: Mapping[str, Any]) -> list[str]:
+    """Problems in a rendered HyperPodPyTorchJob or PyTorchJob (empty list: structurally sound)."""
+    kind = manifest.get("kind")
+    allowed = {"HyperPodPyTorchJob": _HYPERPOD_KEYS, "PyTorchJob": _PYTORCHJOB_KEYS}.get(str(kind))
+    if allowed is None:
+        return [f"kind {kind!r} is not a training job"]
+    api = {"HyperPodPyTorchJob": "sagemaker.amazonaws.com/v1", "PyTorchJob": "kubeflow.org/v1"}
+    problems = []
+    if manifest.get("apiVersion") != api[str(kind)]:
+        problems.append(f"apiVersion {manifest.get('apiVersion')!r} is not {api[str(kind)]}")
+    if not _DNS_LABEL.match(str(manifest.get("metadata", {}).get("name", ""))):
+        problems.append("metadata.name is not a DNS label")
+    for path, keys in allowed.items():
+        for where, value in _walk(manifest, path):
+            if not isinstance(value, Mapping):
+                problems.append(f"{where} is not a mapping")
+                continue
+            problems += [f"{where}.{key} is not a known field" for key in value if key not in keys]
+    spec = manifest.get("spec", {})
+    nproc = spec.get("nprocPerNode", "auto")
+    if not isinstance(nproc, str) or not (nproc.isdigit() or nproc in ("auto", "cpu", "gpu")):
+        problems.append("spec.nprocPerNode must be a number as a string, auto, cpu or gpu")
+    policy = spec.get("runPolicy", {})
+    if policy.get("cleanPodPolicy", "None") not in _CLEAN_POD_POLICIES:
+        problems.append(f"spec.runPolicy.cleanPodPolicy not one of {sorted(_CLEAN_POD_POLICIES)}")
+    if kind == "HyperPodPyTorchJob":
+        for i, rule in enumerate(policy.get("logMonitoringConfiguration", [])):
+            if not {"name", "logPattern"} <= set(rule):
+                problems.append(
+                    f"spec.runPolicy.logMonitoringConfiguration[{i}] needs name, logPattern"
+                )
+        restart = policy.get("restartPolicy")
+        if restart is not None and "evalPeriodSeconds" not in restart:
+            problems.append("spec.runPolicy.restartPolicy.evalPeriodSeconds is required")
+        for i, replica in enumerate(spec.get("replicaSpecs", [])):
+            if "name" not in replica:
+                problems.append(f"spec.replicaSpecs[{i}].name is required")
+    else:
+        elastic = spec.get("elasticPolicy", {})
+        if elastic.get("rdzvBackend") not in (None, "c10d", "etcd", "etcd-v2"):
+            problems.append("spec.elasticPolicy.rdzvBackend is not c10d, etcd or etcd-v2")
+        if elastic.get("minReplicas", 1) > elastic.get(
+            "maxReplicas", elastic.get("minReplicas", 1)
+        ):
+            problems.append("spec.elasticPolicy.minReplicas exceeds maxReplicas")
+    return problems
+
+
+def pod_templates(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The pod templates inside a job manifest (for validating them as core objects)."""
+    spec = manifest.get("spec", {})
+    if manifest.get("kind") == "HyperPodPyTorchJob":
+        return [r["template"] for r in spec.get("replicaSpecs", [])]
+    return [r["template"] for r in spec.get("pytorchReplicaSpecs", {}).values()]
+
+
+def _walk(node: Any, path: str, where: str = "") -> list[tuple[str, Any]]:
+    """Values at a dotted path where `[]` steps into every list item."""
+    if not path:
+        return [(where, node)]
+    head, _, rest = path.partition(".")
+    is_list = head.endswith("[]")
+    key = head.removesuffix("[]")
+    if not isinstance(node, Mapping) or key not in node:
+        return []
+    child, child_where = node[key], f"{where}.{key}" if where else key
+    if not is_list:
+        return _walk(child, rest, child_where)
+    return [
+        found
+        for i, item in enumerate(child if isinstance(child, list) else [])
+        for found in _walk(item, rest, f"{child_where}[{i}]")
+    ]
