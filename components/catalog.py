@@ -51,6 +51,61 @@ NOTEBOOK_INSTANCE_HOURLY_USD: dict[str, float] = {
     "ml.p3.16xlarge": 28.152,
 }
 
+# SageMaker HyperPod cluster instance types (ml.*) -> USD per hour, on-demand, us-east-1. The
+# accelerated types run training; the small CPU types serve as Slurm controller and login nodes.
+HYPERPOD_INSTANCE_HOURLY_USD: dict[str, float] = {
+    "ml.p5.48xlarge": 98.32,
+    "ml.p5e.48xlarge": 108.0,
+    "ml.p5en.48xlarge": 110.0,
+    "ml.p4d.24xlarge": 37.69,
+    "ml.p4de.24xlarge": 47.11,
+    "ml.trn1.32xlarge": 24.78,
+    "ml.trn1n.32xlarge": 28.50,
+    "ml.g5.xlarge": 1.41,
+    "ml.g5.2xlarge": 1.52,
+    "ml.g5.4xlarge": 2.03,
+    "ml.g5.8xlarge": 3.06,
+    "ml.g5.12xlarge": 7.09,
+    "ml.g5.24xlarge": 10.18,
+    "ml.g5.48xlarge": 20.36,
+    "ml.g6e.12xlarge": 10.49,
+    "ml.g6e.48xlarge": 37.66,
+    "ml.c5.xlarge": 0.204,
+    "ml.c5.2xlarge": 0.408,
+    "ml.c5.4xlarge": 0.816,
+    "ml.c5.9xlarge": 1.836,
+    "ml.c5.18xlarge": 3.672,
+    "ml.m5.xlarge": 0.23,
+    "ml.m5.2xlarge": 0.461,
+    "ml.m5.4xlarge": 0.922,
+    "ml.m5.8xlarge": 1.843,
+    "ml.m5.12xlarge": 2.765,
+    "ml.m5.24xlarge": 5.53,
+    "ml.t3.medium": 0.05,
+    "ml.t3.large": 0.10,
+    "ml.t3.xlarge": 0.20,
+    "ml.t3.2xlarge": 0.399,
+}
+
+
+def instance_family(instance_type: str) -> str:
+    """`ml.p5.48xlarge` -> `p5` (empty when the name has no family part)."""
+    parts = instance_type.split(".")
+    return parts[1] if len(parts) == 3 else ""
+
+
+# FSx for Lustre, USD per GB-month of storage by deployment type and throughput (MB/s per TiB).
+FSX_LUSTRE_GB_MONTH_USD: dict[tuple[str, int | None], float] = {
+    ("SCRATCH_2", None): 0.14,
+    ("PERSISTENT_1", 50): 0.14,
+    ("PERSISTENT_1", 100): 0.194,
+    ("PERSISTENT_1", 200): 0.29,
+    ("PERSISTENT_2", 125): 0.145,
+    ("PERSISTENT_2", 250): 0.21,
+    ("PERSISTENT_2", 500): 0.34,
+    ("PERSISTENT_2", 1000): 0.60,
+}
+
 # Notebook platforms still accepted by SageMaker (Amazon Linux 2 based).
 NOTEBOOK_PLATFORMS: frozenset[str] = frozenset(
     {"notebook-al2-v1", "notebook-al2-v2", "notebook-al2-v3"}

@@ -40,6 +40,7 @@ TAGGABLE_TYPES = frozenset(
         "aws:ecr/repository:Repository",
         "aws:fsx/lustreFileSystem:LustreFileSystem",
         "aws:cloudwatch/logGroup:LogGroup",
+        "aws-native:sagemaker:Cluster",
     }
 )
 DATA_TYPES = frozenset(
@@ -174,9 +175,11 @@ def _private_eks_endpoint(r: Resource, config: Mapping[str, Any]) -> Iterable[st
 
 
 def _required_tags(r: Resource, config: Mapping[str, Any]) -> Iterable[str]:
-    if not r.type.startswith("aws:") or (r.type not in TAGGABLE_TYPES and "tags" not in r.props):
+    if not r.type.startswith(("aws:", "aws-native:")) or (
+        r.type not in TAGGABLE_TYPES and "tags" not in r.props
+    ):
         return
-    effective = {**_default_tags(r.provider_props), **(r.props.get("tags") or {})}
+    effective = {**_default_tags(r.provider_props), **_tag_map(r.props.get("tags"))}
     missing = [t for t in config.get("tags", REQUIRED_TAGS) if not effective.get(t)]
     if missing:
         yield f"missing required tags: {', '.join(missing)}"
@@ -376,6 +379,15 @@ def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _tag_map(tags: Any) -> dict[str, str]:
+    """Tags as pulumi-aws holds them (a mapping) or as aws-native does (a list of key/value)."""
+    if isinstance(tags, Mapping):
+        return dict(tags)
+    if isinstance(tags, (list, tuple)):
+        return {t["key"]: t.get("value", "") for t in tags if isinstance(t, Mapping) and "key" in t}
+    return {}
 
 
 def _default_tags(provider_props: Mapping[str, Any]) -> dict[str, str]:

@@ -8,7 +8,7 @@ resources.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pulumi
@@ -70,6 +70,21 @@ def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> Statement:
     }
 
 
+ArnBuilder = Callable[[str, str], pulumi.Output[str]]
+
+
+def arn_builder(
+    partition: pulumi.Input[str], region: str, account_id: pulumi.Input[str]
+) -> ArnBuilder:
+    """`arn(service, resource)` -> `arn:<partition>:<service>:<region>:<account>:<resource>`."""
+    scope = pulumi.Output.format("arn:{0}:{{service}}:{1}:{2}", partition, region, account_id)
+
+    def arn(service: str, resource: str) -> pulumi.Output[str]:
+        return scope.apply(lambda s: s.format(service=service) + ":" + resource)
+
+    return arn
+
+
 def notebook_execution_statements(
     *,
     partition: pulumi.Input[str],
@@ -86,11 +101,7 @@ def notebook_execution_statements(
     Data: list and read the managed buckets; write everywhere in them, or only under
     `write_prefix` (per-user isolation, e.g. `users/alice/`). Nothing outside those buckets.
     """
-    scope = pulumi.Output.format("arn:{0}:{{service}}:{1}:{2}", partition, region, account_id)
-
-    def arn(service: str, resource: str) -> pulumi.Output[str]:
-        return scope.apply(lambda s: s.format(service=service) + ":" + resource)
-
+    arn = arn_builder(partition, region, account_id)
     object_arns = [pulumi.Output.concat(b, "/*") for b in bucket_arns]
     writable = (
         [pulumi.Output.concat(b, "/", write_prefix, "*") for b in bucket_arns]
@@ -267,3 +278,84 @@ def notebook_role(
         opts=opts,
     )
     return role
+
+
+# The AWS managed policy every HyperPod cluster instance role carries (CloudWatch logs and metrics
+# of the cluster agent, SSM for node access, health monitoring).
+HYPERPOD_INSTANCE_MANAGED_POLICY = "AmazonSageMakerClusterInstanceRolePolicy"
+
+
+def hyperpod_execution_statements(
+    *,
+    partition: pulumi.Input[str],
+    region: str,
+    account_id: pulumi.Input[str],
+    bucket_arn: pulumi.Input[str],
+    lifecycle_prefix: str,
+    kms_key_arn: pulumi.Input[str],
+) -> list[Statement]:
+    """What HyperPod cluster nodes may do beyond the managed instance policy: least privilege.
+
+    Read the cluster's lifecycle scripts (one prefix of one bucket, through its KMS key), pull
+    images from the account's ECR, and manage the network interfaces HyperPod attaches to the
+    VPC (AWS's documented VPC permissions for HyperPod).
+    """
+    arn = arn_builder(partition, region, account_id)
+    return [
+        statement(
+            "ListLifecycleScripts",
+            ["s3:ListBucket"],
+            [bucket_arn],
+            condition={"StringLike": {"s3:prefix": [f"{lifecycle_prefix}*"]}},
+        ),
+        statement(
+            "ReadLifecycleScripts",
+            ["s3:GetObject"],
+            [pulumi.Output.concat(bucket_arn, "/", lifecycle_prefix, "*")],
+        ),
+        statement("DecryptLifecycleScripts", ["kms:Decrypt"], [kms_key_arn]),
+        # GetAuthorizationToken has no resource-level permissions; pulls are scoped to the account.
+        statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
+        statement(
+            "EcrPull",
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            [arn("ecr", "repository/*")],
+        ),
+        # Describe* calls cannot be scoped to resources.
+        statement(
+            "DescribeNetwork",
+            [
+                "ec2:DescribeVpcs",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeDhcpOptions",
+            ],
+            ["*"],
+        ),
+        statement(
+            "ManageClusterNetworkInterfaces",
+            [
+                "ec2:CreateNetworkInterface",
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+                "ec2:DetachNetworkInterface",
+                "ec2:ModifyNetworkInterfaceAttribute",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            [
+                arn("ec2", "network-interface/*"),
+                arn("ec2", "subnet/*"),
+                arn("ec2", "security-group/*"),
+                arn("ec2", "instance/*"),
+            ],
+        ),
+        statement(
+            "TagNewNetworkInterfaces",
+            ["ec2:CreateTags"],
+            [arn("ec2", "network-interface/*")],
+            condition={"StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"}},
+        ),
+    ]

@@ -88,7 +88,6 @@ _NAMED_ARNS = {
     "aws:ecr/repository:Repository": ("ecr", "repository/{name}"),
     "aws:cloudwatch/logGroup:LogGroup": ("logs", "log-group:{name}"),
     "aws:secretsmanager/secret:Secret": ("secretsmanager", "secret:{name}-AbCdEf"),
-    "aws:fsx/lustreFileSystem:LustreFileSystem": ("fsx", "file-system/{name}"),
 }
 
 # Inputs that carry the physical name of a resource, when the program sets one.
@@ -132,6 +131,23 @@ class PlatformMocks(Mocks):
         if typ == "aws:kms/alias:Alias":
             outputs["arn"] = self.arn("kms", str(inputs.get("name", name)))
             return str(inputs.get("name", name)), outputs
+        if typ == "aws:fsx/lustreFileSystem:LustreFileSystem":
+            fs_id = f"fs-{_digest(typ, name)}"
+            outputs.update(
+                arn=self.arn("fsx", f"file-system/{fs_id}"),
+                dnsName=f"{fs_id}.fsx.{self.region}.amazonaws.com",
+                mountName=_digest("mount", name, length=8),
+            )
+            return fs_id, outputs
+        if typ == "aws-native:sagemaker:Cluster":
+            # HyperPod cluster ARNs end in a 12-character lowercase ID, not the name.
+            arn = self.arn("sagemaker", f"cluster/{_digest(typ, name, length=12)}")
+            outputs.update(
+                clusterArn=arn,
+                clusterName=inputs.get("clusterName") or name,
+                clusterStatus="InService",
+            )
+            return arn, outputs
         if typ in _NAMED_ARNS:
             service, pattern = _NAMED_ARNS[typ]
             resource_name = physical or f"{name}-{_digest(typ, name, length=7)}"

@@ -38,6 +38,12 @@ KEY_SETTINGS = (
     "capacityType",
     "instanceTypes",
     "region",
+    "clusterName",
+    "nodeRecovery",
+    "nodeProvisioningMode",
+    "deploymentType",
+    "storageCapacity",
+    "perUnitStorageThroughput",
 )
 
 

@@ -13,7 +13,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from components.catalog import HOURS_PER_MONTH, NOTEBOOK_INSTANCE_HOURLY_USD
+from components.catalog import (
+    FSX_LUSTRE_GB_MONTH_USD,
+    HOURS_PER_MONTH,
+    HYPERPOD_INSTANCE_HOURLY_USD,
+    NOTEBOOK_INSTANCE_HOURLY_USD,
+)
 from components.mocks import Registration
 from components.program import ProgramRun
 
@@ -108,6 +113,33 @@ def _notebook(r: Registration) -> Price:
     )
 
 
+def _hyperpod_cluster(r: Registration) -> Price:
+    """Every instance group at its configured size, always on, plus its EBS volumes."""
+    monthly = 0.0
+    parts = []
+    for group in r.inputs.get("instanceGroups") or []:
+        instance_type = str(group.get("instanceType", ""))
+        count = int(group.get("instanceCount") or 0)
+        rate = HYPERPOD_INSTANCE_HOURLY_USD.get(instance_type, 0.0)
+        volume = sum(
+            int((storage.get("ebsVolumeConfig") or {}).get("volumeSizeInGb") or 0)
+            for storage in group.get("instanceStorageConfigs") or []
+        )
+        monthly += count * (rate * HOURS_PER_MONTH + volume * ML_STORAGE_GB_MONTH)
+        parts.append(f"{count} x {instance_type} (${rate:g}/h, {volume} GB)")
+    return monthly, f"{HOURS_PER_MONTH} h: " + " + ".join(parts)
+
+
+def _lustre(r: Registration) -> Price:
+    deployment = str(r.inputs.get("deploymentType") or "SCRATCH_2")
+    throughput = r.inputs.get("perUnitStorageThroughput")
+    key = (deployment, int(throughput) if throughput else None)
+    rate = FSX_LUSTRE_GB_MONTH_USD.get(key, 0.0)
+    gb = int(r.inputs.get("storageCapacity") or 0)
+    label = f"{deployment}" + (f" {key[1]} MB/s/TiB" if key[1] else "")
+    return gb * rate, f"{gb} GB x ${rate:g}/GB-month ({label})"
+
+
 # Resource type token -> how to price one such resource. Later components add their kinds here.
 PRICERS: dict[str, Pricer] = {
     "aws:ec2/natGateway:NatGateway": lambda r: _hourly(NAT_GATEWAY_HOURLY),
@@ -115,6 +147,8 @@ PRICERS: dict[str, Pricer] = {
     "aws:ec2/vpcEndpoint:VpcEndpoint": _interface_endpoint,
     "aws:kms/key:Key": lambda r: (KMS_KEY_MONTHLY, "$1/key-month"),
     "aws:sagemaker/notebookInstance:NotebookInstance": _notebook,
+    "aws-native:sagemaker:Cluster": _hyperpod_cluster,
+    "aws:fsx/lustreFileSystem:LustreFileSystem": _lustre,
 }
 
 

@@ -53,6 +53,7 @@ class SharedInfra(pulumi.ComponentResource):
     endpoint_security_group_id: pulumi.Output[str]
     account_id: pulumi.Output[str]
     partition: pulumi.Output[str]
+    s3_prefix_list_id: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: SharedInfraArgs, opts: pulumi.ResourceOptions | None = None
@@ -203,6 +204,7 @@ class SharedInfra(pulumi.ComponentResource):
             tags={"Name": f"{name}-s3"},
             opts=child,
         )
+        self.s3_prefix_list_id = s3.prefix_list_id
         rule(
             "egress",
             f"{name}-notebooks-https-to-s3",

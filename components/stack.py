@@ -10,8 +10,16 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_aws_native as aws_native
 
-from components.config import PROJECT, StackConfig
+from components.config import PROJECT, HyperPodClusterConfig, StackConfig
+from components.hyperpod import (
+    FsxLustreArgs,
+    HyperPodCluster,
+    HyperPodClusterArgs,
+    InstanceGroupArgs,
+    Taint,
+)
 from components.network import ExistingNetwork, NetworkArgs
 from components.notebook import GitRepositoryArgs, NotebookInstance, NotebookInstanceArgs
 from components.shared_infra import SharedInfra, SharedInfraArgs
@@ -29,12 +37,11 @@ def default_tags(config: StackConfig, stack: str) -> dict[str, str]:
 
 def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
     """Create the stack's resources; return the outputs to export."""
-    provider = aws.Provider(
-        "aws",
-        region=config.region,
-        default_tags={"tags": default_tags(config, stack)},
-    )
-    opts = pulumi.ResourceOptions(providers={"aws": provider})
+    tags = default_tags(config, stack)
+    provider = aws.Provider("aws", region=config.region, default_tags={"tags": tags})
+    # HyperPod exists only in aws-native; it gets the same region and default tags.
+    native = aws_native.Provider("aws-native", region=config.region, default_tags={"tags": tags})
+    opts = pulumi.ResourceOptions(providers={"aws": provider, "aws-native": native})
     prefix = f"{PROJECT}-{stack}"
 
     network: NetworkArgs | ExistingNetwork
@@ -89,6 +96,15 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         for nb in config.notebooks
     }
 
+    hyperpods = {
+        hp.name: HyperPodCluster(
+            f"{prefix}-{hp.name}",
+            hyperpod_args(hp, shared, protect_data=config.protect_data),
+            opts=opts,
+        )
+        for hp in config.hyperpod_clusters
+    }
+
     return {
         "region": config.region,
         "vpcId": shared.vpc_id,
@@ -100,4 +116,60 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         "notebookSecurityGroupId": shared.notebook_security_group_id,
         "endpointSecurityGroupId": shared.endpoint_security_group_id,
         "notebookUrls": {name: nb.url for name, nb in notebooks.items()},
+        "hyperpodClusters": {
+            name: {
+                "arn": hp.cluster_arn,
+                "name": hp.cluster_name,
+                "executionRoleArn": hp.execution_role_arn,
+                "lifecycleScriptUri": hp.lifecycle_script_uri,
+                "fsxId": hp.fsx_id,
+            }
+            for name, hp in hyperpods.items()
+        },
     }
+
+
+def hyperpod_args(
+    config: HyperPodClusterConfig, shared: SharedInfra, *, protect_data: bool
+) -> HyperPodClusterArgs:
+    """Validated HyperPod config -> the component's Args."""
+    fsx = config.fsx
+    tiered = config.tiered_storage
+    return HyperPodClusterArgs(
+        shared=shared,
+        orchestrator=config.orchestrator,
+        eks_cluster_arn=config.eks_cluster_arn,
+        instance_groups=[
+            InstanceGroupArgs(
+                name=g.name,
+                instance_type=g.instance_type,
+                count=g.count,
+                min_count=g.min_count,
+                threads_per_core=g.threads_per_core,
+                ebs_volume_size_gb=g.ebs_volume_size_gb,
+                deep_health_checks=g.deep_health_checks,
+                slurm_role=g.slurm_role,
+                partition=g.partition,
+                labels=g.labels,
+                taints=[Taint(t.key, t.value, t.effect) for t in g.taints],
+                training_plan_arn=g.training_plan_arn,
+            )
+            for g in config.instance_groups
+        ],
+        subnet_index=config.subnet_index,
+        node_recovery=config.node_recovery,
+        continuous_provisioning=config.continuous_provisioning,
+        fsx=(
+            FsxLustreArgs(
+                storage_capacity_gb=fsx.storage_capacity_gb,
+                deployment_type=fsx.deployment_type,
+                throughput_per_tib=fsx.throughput,
+                mount_path=fsx.mount_path,
+            )
+            if fsx
+            else None
+        ),
+        tiered_storage_memory_percent=tiered.memory_percent if tiered and tiered.enabled else None,
+        internet_egress=config.internet_egress,
+        protect_data=protect_data,
+    )

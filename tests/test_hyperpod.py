@@ -1,0 +1,616 @@
+"""HyperPodCluster under mocks: instance groups, EKS vs Slurm wiring, lifecycle scripts, network,
+role, FSx, cost, and the config errors that stop a bad cluster before anything is registered."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from components import hyperpod
+from components.config import ConfigError, parse_stack_config
+from components.guardrails import evaluate
+from components.hyperpod import HyperPodCluster, HyperPodClusterArgs
+from components.plan import guardrail_view
+from components.pricing import HOURS_PER_MONTH, ML_STORAGE_GB_MONTH, estimate
+from components.program import ProgramRun, Project, run_program
+from components.shared_infra import SharedInfra, SharedInfraArgs
+from tests.conftest import MINIMAL, ROOT, build, policy_statements
+from tests.test_rendered_policies import parliament_findings
+
+CLUSTER = "aws-native:sagemaker:Cluster"
+OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
+LUSTRE = "aws:fsx/lustreFileSystem:LustreFileSystem"
+EKS_ARN = "arn:aws:eks:us-east-1:123456789012:cluster/gpu"
+PLAN_ARN = "arn:aws:sagemaker:us-east-1:123456789012:training-plan/p5-december"
+
+GPU_GROUP = {
+    "name": "p5",
+    "instanceType": "ml.p5.48xlarge",
+    "count": 4,
+    "minCount": 2,
+    "threadsPerCore": 2,
+    "ebsVolumeSizeGb": 1000,
+    "deepHealthChecks": ["InstanceStress", "InstanceConnectivity"],
+    "labels": {"workload": "training"},
+    "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+    "trainingPlanArn": PLAN_ARN,
+}
+EKS_CLUSTER = {
+    "name": "train",
+    "eksClusterArn": EKS_ARN,
+    "instanceGroups": [GPU_GROUP, {"name": "cpu", "instanceType": "ml.m5.2xlarge", "count": 2}],
+    "fsx": {"storageCapacityGb": 2400, "throughputPerTib": 500},
+    "tieredStorage": {"memoryPercent": 30},
+}
+SLURM_CLUSTER = {
+    "name": "hpc",
+    "orchestrator": "slurm",
+    "instanceGroups": [
+        {"name": "head", "instanceType": "ml.m5.xlarge", "count": 1, "slurmRole": "controller"},
+        {"name": "entry", "instanceType": "ml.t3.large", "count": 1, "slurmRole": "login"},
+        {"name": "p5", "instanceType": "ml.p5.48xlarge", "count": 2, "partition": "gpu"},
+        {"name": "g5", "instanceType": "ml.g5.12xlarge", "count": 3},
+    ],
+    "fsx": {"deploymentType": "SCRATCH_2", "mountPath": "/scratch"},
+}
+
+
+def build_cluster(cluster: dict[str, Any], **overrides: Any) -> ProgramRun:
+    return build({"mlplatform:hyperpodClusters": [cluster], **overrides})
+
+
+@pytest.fixture(scope="module")
+def eks() -> ProgramRun:
+    return build_cluster(EKS_CLUSTER)
+
+
+@pytest.fixture(scope="module")
+def slurm() -> ProgramRun:
+    return build_cluster(SLURM_CLUSTER)
+
+
+def cluster_inputs(run: ProgramRun) -> dict[str, Any]:
+    (cluster,) = run.of_type(CLUSTER)
+    return cluster.inputs
+
+
+def groups(run: ProgramRun) -> dict[str, dict[str, Any]]:
+    return {g["instanceGroupName"]: g for g in cluster_inputs(run)["instanceGroups"]}
+
+
+def uploaded(run: ProgramRun) -> dict[str, str]:
+    """Lifecycle objects (children of the cluster component): key -> content."""
+    (component,) = run.of_type("mlplatform:index:HyperPodCluster")
+    return {
+        o.inputs["key"]: o.inputs["content"]
+        for o in run.of_type(OBJECT)
+        if o.parent == component.urn
+    }
+
+
+def provisioning_parameters(run: ProgramRun) -> dict[str, Any]:
+    (content,) = [
+        c for k, c in uploaded(run).items() if k.endswith("/provisioning_parameters.json")
+    ]
+    return json.loads(content)
+
+
+def source_uri(run: ProgramRun) -> str:
+    uris = {g["lifeCycleConfig"]["sourceS3Uri"] for g in groups(run).values()}
+    assert len(uris) == 1
+    return uris.pop()
+
+
+# --- instance groups -----------------------------------------------------------------------------
+
+
+def test_instance_groups_reach_the_engine_as_configured(eks: ProgramRun) -> None:
+    role = eks.named("mlplatform-test-train-execution-role", "aws:iam/role:Role")
+    assert groups(eks)["p5"] == {
+        "instanceGroupName": "p5",
+        "instanceType": "ml.p5.48xlarge",
+        "instanceCount": 4,
+        "minInstanceCount": 2,
+        "threadsPerCore": 2,
+        "executionRole": role.outputs["arn"],
+        "lifeCycleConfig": {"sourceS3Uri": source_uri(eks), "onCreate": "on_create.sh"},
+        "instanceStorageConfigs": [{"ebsVolumeConfig": {"volumeSizeInGb": 1000}}],
+        "onStartDeepHealthChecks": ["InstanceStress", "InstanceConnectivity"],
+        "trainingPlanArn": PLAN_ARN,
+        "kubernetesConfig": {
+            "labels": {"workload": "training"},
+            "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+        },
+    }
+
+
+def test_group_defaults_disable_smt_and_skip_optional_settings(eks: ProgramRun) -> None:
+    cpu = groups(eks)["cpu"]
+    assert cpu["threadsPerCore"] == 1
+    assert cpu["instanceStorageConfigs"] == [{"ebsVolumeConfig": {"volumeSizeInGb": 500}}]
+    for absent in ("minInstanceCount", "onStartDeepHealthChecks", "trainingPlanArn"):
+        assert absent not in cpu
+    assert "kubernetesConfig" not in cpu
+
+
+def test_nodes_recover_automatically(eks: ProgramRun, slurm: ProgramRun) -> None:
+    assert cluster_inputs(eks)["nodeRecovery"] == "Automatic"
+    assert cluster_inputs(slurm)["nodeRecovery"] == "Automatic"
+
+
+# --- EKS vs Slurm ----------------------------------------------------------------------------------
+
+
+def test_eks_cluster_attaches_to_the_given_eks_cluster(eks: ProgramRun) -> None:
+    inputs = cluster_inputs(eks)
+    assert inputs["orchestrator"] == {"eks": {"clusterArn": EKS_ARN}}
+    assert inputs["nodeProvisioningMode"] == "Continuous"
+    assert inputs["clusterName"] == "mlplatform-test-train"
+
+
+def test_eks_cluster_gets_managed_tiered_checkpointing(eks: ProgramRun) -> None:
+    assert cluster_inputs(eks)["tieredStorageConfig"] == {
+        "mode": "Enable",
+        "instanceMemoryAllocationPercentage": 30,
+    }
+
+
+def test_slurm_cluster_has_no_eks_settings(slurm: ProgramRun) -> None:
+    inputs = cluster_inputs(slurm)
+    for absent in ("orchestrator", "nodeProvisioningMode", "tieredStorageConfig"):
+        assert absent not in inputs
+    assert not any("kubernetesConfig" in g for g in groups(slurm).values())
+
+
+def test_continuous_provisioning_can_be_turned_off() -> None:
+    run = build_cluster({**EKS_CLUSTER, "continuousProvisioning": False, "tieredStorage": None})
+    assert "nodeProvisioningMode" not in cluster_inputs(run)
+    assert "tieredStorageConfig" not in cluster_inputs(run)
+
+
+def test_provisioning_parameters_name_the_clusters_own_groups(slurm: ProgramRun) -> None:
+    params = provisioning_parameters(slurm)
+    names = groups(slurm)
+    assert params["workload_manager"] == "slurm"
+    assert params["controller_group"] == "head" and "head" in names
+    assert params["login_group"] == "entry" and "entry" in names
+    assert params["worker_groups"] == [
+        {"instance_group_name": "p5", "partition_name": "gpu"},
+        {"instance_group_name": "g5", "partition_name": "g5"},
+    ]
+    every_group = {
+        params["controller_group"],
+        params["login_group"],
+        *(w["instance_group_name"] for w in params["worker_groups"]),
+    }
+    assert every_group == set(names)
+
+
+def test_provisioning_parameters_carry_the_file_systems_names(slurm: ProgramRun) -> None:
+    params = provisioning_parameters(slurm)
+    (fsx,) = slurm.of_type(LUSTRE)
+    assert params["fsx_dns_name"] == fsx.outputs["dnsName"]
+    assert params["fsx_mountname"] == fsx.outputs["mountName"]
+    assert params["fsx_mount_path"] == "/scratch"
+
+
+def test_eks_parameters_have_no_slurm_groups(eks: ProgramRun) -> None:
+    params = provisioning_parameters(eks)
+    assert params["workload_manager"] == "eks"
+    assert not {"controller_group", "login_group", "worker_groups"} & set(params)
+
+
+# --- lifecycle scripts -----------------------------------------------------------------------------
+
+
+def test_every_packaged_script_is_uploaded_under_the_source_uri(eks: ProgramRun) -> None:
+    uri = source_uri(eks)
+    (bucket,) = [
+        b.outputs["bucket"] for b in eks.of_type("aws:s3/bucket:Bucket") if "models" in b.name
+    ]
+    assert uri.startswith(f"s3://{bucket}/code/hyperpod/mlplatform-test-train/")
+    folder = uri.removeprefix(f"s3://{bucket}/")
+    objects = uploaded(eks)
+    assert set(objects) == {
+        folder + name for name in [*hyperpod.lifecycle_scripts(), "provisioning_parameters.json"]
+    }
+    assert {"on_create.sh", "mount_fsx.sh", "start_slurm.sh"} <= set(hyperpod.lifecycle_scripts())
+    for name, content in hyperpod.lifecycle_scripts().items():
+        assert objects[folder + name] == content
+
+
+def test_lifecycle_objects_are_kms_encrypted(eks: ProgramRun) -> None:
+    (component,) = eks.of_type("mlplatform:index:HyperPodCluster")
+    objects = [o for o in eks.of_type(OBJECT) if o.parent == component.urn]
+    assert len(objects) == len(hyperpod.lifecycle_scripts()) + 1
+    for obj in objects:
+        assert obj.inputs["serverSideEncryption"] == "aws:kms"
+        assert obj.inputs["kmsKeyId"] == eks.outputs["kmsKeyArn"]
+
+
+def test_a_changed_script_rolls_out_a_new_uri(
+    eks: ProgramRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripts = hyperpod.lifecycle_scripts()
+    assert source_uri(build_cluster(EKS_CLUSTER)) == source_uri(eks)  # deterministic
+    changed = {**scripts, "mount_fsx.sh": scripts["mount_fsx.sh"] + "\n# changed\n"}
+    monkeypatch.setattr(hyperpod, "lifecycle_scripts", lambda: changed)
+    assert source_uri(build_cluster(EKS_CLUSTER)) != source_uri(eks)
+
+
+def test_changed_groups_roll_out_a_new_uri(slurm: ProgramRun) -> None:
+    renamed = json.loads(json.dumps(SLURM_CLUSTER))
+    renamed["instanceGroups"][2]["partition"] = "h100"
+    assert source_uri(build_cluster(renamed)) != source_uri(slurm)
+
+
+def test_content_digest_depends_on_names_and_contents() -> None:
+    base = hyperpod.content_digest({"a.sh": "x", "b.sh": "y"})
+    assert base == hyperpod.content_digest({"b.sh": "y", "a.sh": "x"})
+    assert base != hyperpod.content_digest({"a.sh": "y", "b.sh": "x"})
+    assert base != hyperpod.content_digest({"a.sh": "x", "c.sh": "y"})
+
+
+# --- network ---------------------------------------------------------------------------------------
+
+
+def rules_of(run: ProgramRun, group_id: str) -> list[Any]:
+    kinds = (
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    )
+    return [
+        r for kind in kinds for r in run.of_type(kind) if r.inputs["securityGroupId"] == group_id
+    ]
+
+
+def test_nodes_exchange_all_traffic_in_both_directions(eks: ProgramRun) -> None:
+    (group_id,) = cluster_inputs(eks)["vpcConfig"]["securityGroupIds"]
+    self_rules = {
+        r.type.split(":")[-1]: r
+        for r in rules_of(eks, group_id)
+        if r.inputs.get("referencedSecurityGroupId") == group_id
+    }
+    assert set(self_rules) == {"SecurityGroupIngressRule", "SecurityGroupEgressRule"}
+    for r in self_rules.values():
+        assert r.inputs["ipProtocol"] == "-1"
+        assert "fromPort" not in r.inputs and "toPort" not in r.inputs
+
+
+def test_nodes_have_no_other_ingress_and_only_https_egress(eks: ProgramRun) -> None:
+    (group_id,) = cluster_inputs(eks)["vpcConfig"]["securityGroupIds"]
+    others = [r for r in rules_of(eks, group_id) if "referencedSecurityGroupId" not in r.inputs]
+    assert {r.type.split(":")[-1] for r in others} == {"SecurityGroupEgressRule"}
+    assert {(r.inputs["fromPort"], r.inputs["toPort"]) for r in others} == {(443, 443)}
+    assert sorted(r.inputs.get("cidrIpv4", "prefix-list") for r in others) == [
+        "10.0.0.0/16",
+        "prefix-list",
+    ]
+
+
+def test_internet_egress_is_opt_in() -> None:
+    run = build_cluster({**EKS_CLUSTER, "internetEgress": True})
+    (group_id,) = cluster_inputs(run)["vpcConfig"]["securityGroupIds"]
+    world = [r for r in rules_of(run, group_id) if r.inputs.get("cidrIpv4") == "0.0.0.0/0"]
+    assert [(r.type.split(":")[-1], r.inputs["fromPort"]) for r in world] == [
+        ("SecurityGroupEgressRule", 443)
+    ]
+
+
+def test_cluster_sits_in_one_private_subnet(slurm: ProgramRun) -> None:
+    run = build_cluster({**SLURM_CLUSTER, "subnetIndex": 1})
+    assert cluster_inputs(run)["vpcConfig"]["subnets"] == [run.outputs["privateSubnetIds"][1]]
+    assert cluster_inputs(slurm)["vpcConfig"]["subnets"] == [slurm.outputs["privateSubnetIds"][0]]
+
+
+# --- execution role --------------------------------------------------------------------------------
+
+
+def execution_policy(run: ProgramRun, name: str) -> dict[str, dict[str, Any]]:
+    policy = run.named(f"mlplatform-test-{name}-execution-policy", "aws:iam/rolePolicy:RolePolicy")
+    return {s["Sid"]: s for s in policy_statements(policy.inputs["policy"])}
+
+
+def test_execution_role_is_for_sagemaker_with_the_managed_instance_policy(eks: ProgramRun) -> None:
+    role = eks.named("mlplatform-test-train-execution-role", "aws:iam/role:Role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "sagemaker.amazonaws.com"}]
+    attachment = eks.named("mlplatform-test-train-instance-policy")
+    assert attachment.inputs["policyArn"] == (
+        "arn:aws:iam::aws:policy/AmazonSageMakerClusterInstanceRolePolicy"
+    )
+    assert attachment.inputs["role"] == role.outputs["name"]
+
+
+def test_execution_role_reads_only_its_own_lifecycle_prefix(eks: ProgramRun) -> None:
+    statements = execution_policy(eks, "train")
+    bucket_arn, _, prefix = source_uri(eks).removeprefix("s3://").partition("/")
+    cluster_prefix = prefix.rsplit("/", 2)[0] + "/"  # every version of this cluster's scripts
+    assert statements["ReadLifecycleScripts"]["Action"] == ["s3:GetObject"]
+    assert statements["ReadLifecycleScripts"]["Resource"] == [
+        f"arn:aws:s3:::{bucket_arn}/{cluster_prefix}*"
+    ]
+    assert statements["ListLifecycleScripts"]["Condition"] == {
+        "StringLike": {"s3:prefix": [f"{cluster_prefix}*"]}
+    }
+    s3_actions = {a for s in statements.values() for a in s["Action"] if a.startswith("s3:")}
+    assert s3_actions == {"s3:GetObject", "s3:ListBucket"}
+
+
+def test_execution_role_pulls_images_and_manages_network_interfaces(eks: ProgramRun) -> None:
+    statements = execution_policy(eks, "train")
+    assert "ecr:BatchGetImage" in statements["EcrPull"]["Action"]
+    assert statements["EcrPull"]["Resource"] == ["arn:aws:ecr:us-east-1:123456789012:repository/*"]
+    assert "ec2:CreateNetworkInterface" in statements["ManageClusterNetworkInterfaces"]["Action"]
+    assert statements["TagNewNetworkInterfaces"]["Condition"] == {
+        "StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"}
+    }
+    assert statements["DecryptLifecycleScripts"]["Resource"] == [eks.outputs["kmsKeyArn"]]
+
+
+@pytest.mark.parametrize("cluster", ["eks", "slurm"])
+def test_execution_policy_is_parliament_clean(cluster: str, request: pytest.FixtureRequest) -> None:
+    run: ProgramRun = request.getfixturevalue(cluster)
+    name = "train" if cluster == "eks" else "hpc"
+    policy = run.named(f"mlplatform-test-{name}-execution-policy", "aws:iam/rolePolicy:RolePolicy")
+    assert parliament_findings(policy.inputs["policy"]) == []
+
+
+# --- FSx for Lustre --------------------------------------------------------------------------------
+
+
+def test_fsx_settings_come_from_config(eks: ProgramRun) -> None:
+    (fsx,) = eks.of_type(LUSTRE)
+    inputs = cluster_inputs(eks)
+    assert fsx.inputs["deploymentType"] == "PERSISTENT_2"
+    assert fsx.inputs["perUnitStorageThroughput"] == 500
+    assert fsx.inputs["storageCapacity"] == 2400
+    assert fsx.inputs["subnetIds"] == inputs["vpcConfig"]["subnets"][0]
+    assert fsx.inputs["securityGroupIds"] == inputs["vpcConfig"]["securityGroupIds"]
+    assert fsx.inputs["kmsKeyId"] == eks.outputs["kmsKeyArn"]
+
+
+def test_scratch_fsx_has_no_throughput_or_key(slurm: ProgramRun) -> None:
+    (fsx,) = slurm.of_type(LUSTRE)
+    assert fsx.inputs["deploymentType"] == "SCRATCH_2"
+    assert "perUnitStorageThroughput" not in fsx.inputs
+    assert "kmsKeyId" not in fsx.inputs
+
+
+def test_fsx_is_protected_with_the_stacks_data() -> None:
+    run = build_cluster(EKS_CLUSTER, **{"mlplatform:protectData": True})
+    (fsx,) = run.of_type(LUSTRE)
+    assert fsx.protect and fsx.retain_on_delete
+
+
+def test_without_fsx_there_is_no_file_system_and_no_fsx_parameters() -> None:
+    run = build_cluster({**EKS_CLUSTER, "fsx": None})
+    assert run.of_type(LUSTRE) == []
+    assert "fsx_dns_name" not in provisioning_parameters(run)
+    assert run.outputs["hyperpodClusters"]["train"]["fsxId"] is None
+
+
+# --- outputs, cost, guardrails ---------------------------------------------------------------------
+
+
+def test_outputs_name_cluster_role_scripts_and_file_system(eks: ProgramRun) -> None:
+    (cluster,) = eks.of_type(CLUSTER)
+    (fsx,) = eks.of_type(LUSTRE)
+    role = eks.named("mlplatform-test-train-execution-role", "aws:iam/role:Role")
+    assert eks.outputs["hyperpodClusters"] == {
+        "train": {
+            "arn": cluster.outputs["clusterArn"],
+            "name": "mlplatform-test-train",
+            "executionRoleArn": role.outputs["arn"],
+            "lifecycleScriptUri": source_uri(eks),
+            "fsxId": fsx.id,
+        }
+    }
+
+
+def test_cost_counts_each_group_at_its_configured_size(slurm: ProgramRun) -> None:
+    (item,) = [i for i in estimate(slurm).items if i.type == CLUSTER]
+    expected = (
+        1 * (0.23 * HOURS_PER_MONTH + 500 * ML_STORAGE_GB_MONTH)
+        + 1 * (0.10 * HOURS_PER_MONTH + 500 * ML_STORAGE_GB_MONTH)
+        + 2 * (98.32 * HOURS_PER_MONTH + 500 * ML_STORAGE_GB_MONTH)
+        + 3 * (7.09 * HOURS_PER_MONTH + 500 * ML_STORAGE_GB_MONTH)
+    )
+    assert item.monthly_usd == pytest.approx(expected, abs=0.01)
+    assert item.component == "HyperPodCluster mlplatform-test-hpc"
+    assert "2 x ml.p5.48xlarge" in item.basis
+
+
+def test_cost_counts_the_file_system(eks: ProgramRun) -> None:
+    (item,) = [i for i in estimate(eks).items if i.type == LUSTRE]
+    assert item.monthly_usd == pytest.approx(2400 * 0.34)
+
+
+def test_cluster_passes_the_production_guardrails(eks: ProgramRun) -> None:
+    run = build_cluster(EKS_CLUSTER, **{"mlplatform:protectData": True})
+    findings = evaluate(
+        guardrail_view(run), {"all": "mandatory", "data-protected": {"requireProtection": True}}
+    )
+    assert findings == []
+
+
+def test_cluster_without_default_tags_is_flagged(eks: ProgramRun) -> None:
+    views = [v for v in guardrail_view(eks) if v.type == CLUSTER]
+    untagged = [replace(v, provider_props={}) for v in views]
+    messages = [f.message for f in evaluate(untagged, {"all": "mandatory"})]
+    assert messages == ["missing required tags: project, stack, owner, cost-center"]
+
+
+def test_gpu_capacity_counts_hyperpod_groups(eks: ProgramRun) -> None:
+    findings = evaluate(guardrail_view(eks), {"gpu-capacity-bounded": {"maxGpus": 31}})
+    assert [f.message for f in findings if f.rule == "gpu-capacity-bounded"] == [
+        "stack can scale to 32 GPUs, above its limit of 31 (maxGpus)"
+    ]
+
+
+def test_slurm_example_stack_plans(project: Project) -> None:
+    stacks = Project.load(ROOT / "tests" / "stacks")
+    run = stacks.run("slurm")
+    assert len(run.of_type(CLUSTER)) == 1
+    params = provisioning_parameters(run)
+    assert params["controller_group"] == "controller"
+    assert {w["partition_name"] for w in params["worker_groups"]} == {"gpu", "dev"}
+    findings = evaluate(guardrail_view(run), {"all": "mandatory"})
+    assert findings == []
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+
+def group(**fields: Any) -> dict[str, Any]:
+    return {"name": "gpu", "instanceType": "ml.p5.48xlarge", "count": 2, **fields}
+
+
+CONTROLLER = group(name="head", instanceType="ml.m5.xlarge", count=1, slurmRole="controller")
+KEY = "mlplatform:hyperpodClusters[0]"
+
+INVALID = [
+    (
+        {
+            "name": "a",
+            "eksClusterArn": EKS_ARN,
+            "instanceGroups": [group(instanceType="ml.x9.large")],
+        },
+        f"{KEY}.instanceGroups[0].instanceType: 'ml.x9.large' is not a HyperPod instance type: "
+        "unknown instance family 'x9' (known: c5, g5, g6e, m5, p4d, p4de, p5, p5e, p5en, t3, trn1, trn1n)",
+    ),
+    (
+        {
+            "name": "a",
+            "eksClusterArn": EKS_ARN,
+            "instanceGroups": [group(instanceType="ml.p5.2xlarge")],
+        },
+        f"{KEY}.instanceGroups[0].instanceType: 'ml.p5.2xlarge' is not a HyperPod instance type "
+        "(ml.p5: ml.p5.48xlarge)",
+    ),
+    (
+        {"name": "a", "eksClusterArn": EKS_ARN, "instanceGroups": [group(), group()]},
+        f"{KEY}.instanceGroups[1].name: 'gpu' is used twice",
+    ),
+    (
+        {"name": "a", "orchestrator": "slurm", "instanceGroups": [group()]},
+        f"{KEY}.instanceGroups: a Slurm cluster needs exactly one group with slurmRole "
+        "controller, found 0",
+    ),
+    (
+        {"name": "a", "orchestrator": "slurm", "instanceGroups": [CONTROLLER]},
+        f"{KEY}.instanceGroups: a Slurm cluster needs at least one compute group",
+    ),
+    (
+        {"name": "a", "instanceGroups": [group()]},
+        f"{KEY}.eksClusterArn: is required with orchestrator eks (the EKS cluster the nodes join)",
+    ),
+    (
+        {
+            "name": "a",
+            "orchestrator": "slurm",
+            "instanceGroups": [CONTROLLER, group()],
+            "tieredStorage": {"memoryPercent": 20},
+        },
+        f"{KEY}.tieredStorage: managed tiered checkpointing needs orchestrator eks (HyperPod "
+        "offers it only on EKS-orchestrated clusters)",
+    ),
+    (
+        {
+            "name": "a",
+            "orchestrator": "slurm",
+            "instanceGroups": [CONTROLLER, group(labels={"a": "b"})],
+        },
+        f"{KEY}.instanceGroups[1].labels: are for orchestrator eks only",
+    ),
+    (
+        {"name": "a", "eksClusterArn": EKS_ARN, "instanceGroups": [group(slurmRole="login")]},
+        f"{KEY}.instanceGroups[0].slurmRole: is for orchestrator slurm only",
+    ),
+    (
+        {
+            "name": "a",
+            "eksClusterArn": "arn:aws:eks:us-east-1:1:cluster/x",
+            "instanceGroups": [group()],
+        },
+        f"{KEY}.eksClusterArn: 'arn:aws:eks:us-east-1:1:cluster/x' is not an EKS cluster ARN",
+    ),
+    (
+        {"name": "a", "eksClusterArn": EKS_ARN, "instanceGroups": [group(minCount=3)]},
+        f"{KEY}.instanceGroups[0].minCount: 3 is above count (2)",
+    ),
+    (
+        {
+            "name": "a",
+            "eksClusterArn": EKS_ARN,
+            "instanceGroups": [group()],
+            "fsx": {"throughputPerTib": 100},
+        },
+        f"{KEY}.fsx.throughputPerTib: 100 is not offered for PERSISTENT_2 (one of 125, 250, 500, 1000)",
+    ),
+    (
+        {
+            "name": "a",
+            "eksClusterArn": EKS_ARN,
+            "instanceGroups": [group()],
+            "fsx": {"storageCapacityGb": 1000},
+        },
+        f"{KEY}.fsx.storageCapacityGb: 1000 is out of range (must be >= 1200)",
+    ),
+    (
+        {
+            "name": "a",
+            "eksClusterArn": EKS_ARN,
+            "instanceGroups": [group()],
+            "tieredStorage": {"memoryPercent": 10},
+        },
+        f"{KEY}.tieredStorage.memoryPercent: 10 is out of range (must be >= 20)",
+    ),
+    (
+        {"name": "a", "eksClusterArn": EKS_ARN, "instanceGroups": [group()], "subnetIndex": 2},
+        f"{KEY}.subnetIndex: 2 is out of range: the stack has 2 private subnets",
+    ),
+    (
+        {
+            "name": "a",
+            "eksClusterArn": EKS_ARN,
+            "instanceGroups": [group(instanceTyp="ml.p5.48xlarge")],
+        },
+        f"{KEY}.instanceGroups[0].instanceTyp: is not a known key (did you mean 'instanceType'?)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cluster", "message"), INVALID)
+def test_invalid_cluster_config_is_one_line_naming_the_key(
+    cluster: dict[str, Any], message: str
+) -> None:
+    raw = {**MINIMAL, "mlplatform:hyperpodClusters": json.dumps([cluster])}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(raw, "Pulumi.prod.yaml")
+    assert str(caught.value) == f"Pulumi.prod.yaml: {message}"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"orchestrator": "eks"}, "orchestrator eks needs eks_cluster_arn"),
+        (
+            {"orchestrator": "slurm", "tiered_storage_memory_percent": 20},
+            "managed tiered checkpointing needs orchestrator eks",
+        ),
+    ],
+)
+def test_component_refuses_what_config_refuses(changes: dict[str, Any], message: str) -> None:
+    """Other stacks use the component without our config: it checks the same combinations."""
+
+    def program() -> None:
+        shared = SharedInfra("s", SharedInfraArgs(region="us-east-1"))
+        groups = [hyperpod.InstanceGroupArgs("g", "ml.p5.48xlarge", 1)]
+        HyperPodCluster("c", HyperPodClusterArgs(shared=shared, instance_groups=groups, **changes))
+
+    with pytest.raises(ValueError, match=message):
+        run_program(program, project="p", stack="s", config={"aws:region": "us-east-1"})
