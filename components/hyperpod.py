@@ -202,7 +202,8 @@ class HyperPodCluster(pulumi.ComponentResource):
 
         self.lifecycle_script_uri = self._upload_lifecycle(name, args, lifecycle_prefix, fsx_params)
 
-        cluster = aws_native.sagemaker.Cluster(
+        sagemaker = aws_native.sagemaker
+        cluster = sagemaker.Cluster(
             name,
             cluster_name=name,
             instance_groups=[
@@ -210,23 +211,27 @@ class HyperPodCluster(pulumi.ComponentResource):
                 for g in args.instance_groups
             ],
             orchestrator=(
-                {"eks": {"cluster_arn": args.eks_cluster_arn}}
-                if args.orchestrator == "eks"
+                sagemaker.ClusterOrchestratorArgs(
+                    eks=sagemaker.ClusterOrchestratorEksConfigArgs(cluster_arn=args.eks_cluster_arn)
+                )
+                if args.eks_cluster_arn is not None
                 else None
             ),
-            vpc_config={"security_group_ids": [self.security_group_id], "subnets": [subnet_id]},
-            node_recovery=args.node_recovery,
+            vpc_config=sagemaker.ClusterVpcConfigArgs(
+                security_group_ids=[self.security_group_id], subnets=[subnet_id]
+            ),
+            node_recovery=sagemaker.ClusterNodeRecovery(args.node_recovery),
             # Continuous provisioning is offered for EKS-orchestrated clusters.
             node_provisioning_mode=(
-                "Continuous"
+                sagemaker.ClusterNodeProvisioningMode.CONTINUOUS
                 if args.orchestrator == "eks" and args.continuous_provisioning
                 else None
             ),
             tiered_storage_config=(
-                {
-                    "mode": "Enable",
-                    "instance_memory_allocation_percentage": args.tiered_storage_memory_percent,
-                }
+                sagemaker.ClusterTieredStorageConfigArgs(
+                    mode=sagemaker.ClusterTieredStorageConfigMode.ENABLE,
+                    instance_memory_allocation_percentage=args.tiered_storage_memory_percent,
+                )
                 if args.tiered_storage_memory_percent is not None
                 else None
             ),
@@ -377,27 +382,43 @@ class HyperPodCluster(pulumi.ComponentResource):
         args: HyperPodClusterArgs,
         role_arn: pulumi.Input[str],
         source_uri: pulumi.Input[str],
-    ) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "instance_group_name": group.name,
-            "instance_type": group.instance_type,
-            "instance_count": group.count,
-            "min_instance_count": group.min_count,
-            "threads_per_core": group.threads_per_core,
-            "execution_role": role_arn,
-            "life_cycle_config": {"source_s3_uri": source_uri, "on_create": ON_CREATE},
-            "instance_storage_configs": [
-                {"ebs_volume_config": {"volume_size_in_gb": group.ebs_volume_size_gb}}
-            ],
-            "on_start_deep_health_checks": list(group.deep_health_checks) or None,
-            "training_plan_arn": group.training_plan_arn,
-        }
+    ) -> aws_native.sagemaker.ClusterInstanceGroupArgs:
+        sagemaker = aws_native.sagemaker
+        kubernetes = None
         if args.orchestrator == "eks" and (group.labels or group.taints):
-            spec["kubernetes_config"] = {
-                "labels": dict(group.labels) or None,
-                "taints": [
-                    {"key": t.key, "value": t.value, "effect": t.effect} for t in group.taints
+            kubernetes = sagemaker.ClusterKubernetesConfigArgs(
+                labels=dict(group.labels) or None,
+                taints=[
+                    sagemaker.ClusterKubernetesTaintArgs(
+                        key=t.key,
+                        value=t.value,
+                        effect=sagemaker.ClusterKubernetesTaintEffect(t.effect),
+                    )
+                    for t in group.taints
                 ]
                 or None,
-            }
-        return {key: value for key, value in spec.items() if value is not None}
+            )
+        return sagemaker.ClusterInstanceGroupArgs(
+            instance_group_name=group.name,
+            instance_type=group.instance_type,
+            instance_count=group.count,
+            min_instance_count=group.min_count,
+            threads_per_core=group.threads_per_core,
+            execution_role=role_arn,
+            life_cycle_config=sagemaker.ClusterLifeCycleConfigArgs(
+                source_s3_uri=source_uri, on_create=ON_CREATE
+            ),
+            instance_storage_configs=[
+                sagemaker.ClusterInstanceStorageConfigArgs(
+                    ebs_volume_config=sagemaker.ClusterEbsVolumeConfigArgs(
+                        volume_size_in_gb=group.ebs_volume_size_gb
+                    )
+                )
+            ],
+            on_start_deep_health_checks=[
+                sagemaker.ClusterDeepHealthCheckType(c) for c in group.deep_health_checks
+            ]
+            or None,
+            training_plan_arn=group.training_plan_arn,
+            kubernetes_config=kubernetes,
+        )
