@@ -1,4 +1,5 @@
-"""Launch the checkpoint worker on N local ranks (gloo over 127.0.0.1) and read what they wrote."""
+"""Helpers for the checkpoint tests: a one-process training run, the multi-rank worker launcher
+(gloo over 127.0.0.1) and a moto S3 server on 127.0.0.1 that a test can stop and restart."""
 
 from __future__ import annotations
 
@@ -7,8 +8,47 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import boto3
+import torch
+from moto.server import ThreadedMotoServer
+
+from tests.checkpoint_worker import TinyModel
+from training.checkpointing import CheckpointConfig, Checkpointer, Progress, Trainable
+
+
+class Run:
+    """A tiny model + AdamW + LR schedule trained on random batches from the global RNG."""
+
+    def __init__(self, directory: Path, **config: object) -> None:
+        torch.manual_seed(0)
+        self.model = TinyModel()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-2, weight_decay=0.1)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: 1 / (1 + s))
+        cfg = CheckpointConfig(local_dir=str(directory), **config)  # type: ignore[arg-type]
+        trainable = Trainable(self.model, self.optimizer, self.scheduler)
+        self.ckpt = Checkpointer(cfg, trainable, run_config={"lr": 1e-2})
+        self.losses: dict[int, float] = {}
+
+    def train(self, until: int, on_step: Callable[[int], object] = lambda step: None) -> Progress:
+        progress = self.ckpt.restore() or Progress()
+        for step in range(progress.step + 1, until + 1):
+            on_step(step)
+            loss = self.model(torch.randn(4, 32)).pow(2).mean()
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad()
+            self.losses[step] = loss.item()
+            progress = Progress(step=step, tokens_seen=4 * step, loader={"position": step})
+            self.ckpt.save_if_due(step, progress)
+        self.ckpt.close()
+        return progress
+
 
 WORKER = Path(__file__).resolve().parent / "checkpoint_worker.py"
 ROOT = WORKER.parent.parent
@@ -54,3 +94,48 @@ def run(spec: dict[str, Any], tmp: Path, world_size: int = 2, timeout: float = 1
         )
         raise AssertionError(f"worker failed:\n{logs}")
     return results(out_dir, world_size)
+
+
+class MotoS3:
+    """A real S3 API over HTTP on 127.0.0.1 (moto); state survives stop() and start()."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        self._server: ThreadedMotoServer | None = None
+
+    def start(self) -> None:
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def client(self) -> Any:
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = (
+            self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        )
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+@dataclass
+class Bucket:
+    server: MotoS3
+    name: str
+
+    def uri(self, prefix: str = "ckpt") -> str:
+        return f"s3://{self.name}/{prefix}"
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return self.server.keys(self.name, prefix)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from components.config import parse_stack_config
 from components.program import ProgramRun, Project, run_program
 from components.stack import build_platform
+from tests.checkpoint_harness import Bucket, MotoS3
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,3 +62,23 @@ def policy_statements(policy_json: str) -> list[dict[str, Any]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoS3]:
+    server = MotoS3()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_server: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Bucket:
+    """A fresh bucket on the (running) moto server, and the AWS environment pointing at it."""
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+    if moto_server._server is None:  # a previous test stopped it
+        moto_server.start()
+    bucket = Bucket(moto_server, f"ckpt-{uuid.uuid4().hex[:12]}")
+    moto_server.client().create_bucket(Bucket=bucket.name)
+    return bucket

@@ -13,46 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.checkpoint_harness import Run
 from tests.checkpoint_worker import TinyModel
 from training.checkpointing import (
     CheckpointConfig,
     CheckpointConfigError,
-    Checkpointer,
     CheckpointError,
     Progress,
-    Trainable,
 )
 from training.checkpointing.async_save import ReusedBufferStager
 from training.checkpointing.commit import COMMIT_FILE, config_hash, file_entry, read_commit
 from training.checkpointing.retention import expired
-
-
-class Run:
-    """A tiny model + AdamW + LR schedule trained on random batches from the global RNG."""
-
-    def __init__(self, directory: Path, **config: object) -> None:
-        torch.manual_seed(0)
-        self.model = TinyModel()
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-2, weight_decay=0.1)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: 1 / (1 + s))
-        cfg = CheckpointConfig(local_dir=str(directory), **config)  # type: ignore[arg-type]
-        trainable = Trainable(self.model, self.optimizer, self.scheduler)
-        self.ckpt = Checkpointer(cfg, trainable, run_config={"lr": 1e-2})
-        self.losses: dict[int, float] = {}
-
-    def train(self, until: int) -> Progress:
-        progress = self.ckpt.restore() or Progress()
-        for step in range(progress.step + 1, until + 1):
-            loss = self.model(torch.randn(4, 32)).pow(2).mean()
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad()
-            self.losses[step] = loss.item()
-            progress = Progress(step=step, tokens_seen=4 * step, loader={"position": step})
-            self.ckpt.save_if_due(step, progress)
-        self.ckpt.close()
-        return progress
 
 
 def steps_on_disk(directory: Path) -> list[str]:

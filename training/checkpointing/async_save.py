@@ -121,8 +121,12 @@ class CheckpointWriter:
                 self._inflight = None
 
     def close(self, timeout: float | None = None) -> None:
+        """Wait up to `timeout` s for the in-flight save, else abandon it: without its commit
+        marker it is never resumed from (the write may go on until the process exits)."""
         try:
             self.wait(timeout)
+        except TimeoutError:
+            log.error("checkpoint save not finished within %s s: abandoned, not committed", timeout)
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._stager.close()

@@ -31,6 +31,7 @@ from training.checkpointing.commit import (
 from training.checkpointing.config import CheckpointConfig
 from training.checkpointing.group import CheckpointGroup
 from training.checkpointing.retention import expired
+from training.checkpointing.s3 import S3Tier
 from training.checkpointing.state import Progress, Trainable, load_rng, rng_file, rng_state
 from training.checkpointing.tiers import LocalTier, step_name
 
@@ -67,7 +68,7 @@ class Checkpointer:
         *,
         run_config: dict[str, Any] | None = None,
         mesh: dict[str, Any] | None = None,
-        remote: Any = None,
+        remote: S3Tier | None = None,
     ) -> None:
         if not config.local_dir:
             raise ValueError("Checkpointer needs config.local_dir (tier 1)")
@@ -77,7 +78,7 @@ class Checkpointer:
         self.mesh = mesh or {}
         self.group = CheckpointGroup()
         self.local = LocalTier(config.local_dir)
-        self.remote = remote
+        self.remote = remote or (S3Tier(config) if config.s3_uri else None)
         self.writer = CheckpointWriter(self.group, config.mode)
         self.last_saved_step: int | None = None
 
@@ -145,7 +146,7 @@ class Checkpointer:
             )
             final = self.local.publish(step)
             log.info("checkpoint step %d committed: %s", step, final)
-            if self._remote_due(step):
+            if self.remote is not None and self._remote_due(step):
                 self.remote.submit(step, final)
             self._prune()
         self.group.barrier()
@@ -196,7 +197,7 @@ class Checkpointer:
     def _fetch(self, step: int) -> bool:
         """Rank 0 downloads the S3 checkpoint of `step` into tier 1 (shared with all ranks)."""
         ok = True
-        if self.group.is_coordinator:
+        if self.group.is_coordinator and self.remote is not None:
             try:
                 self.remote.download(step, self.local.partial_dir(step))
                 self.local.publish(step)
