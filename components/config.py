@@ -284,6 +284,22 @@ class TieredStorage(_Model):
     memory_percent: int = Field(default=20, ge=20, le=100)
 
 
+class ChartSource(_Model):
+    """Where a chart that no public repository offers is published (by the operator)."""
+
+    chart: NonEmpty  # a chart name in `repo`, or an oci:// reference
+    version: NonEmpty
+    repo: str | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> ChartSource:
+        if self.repo is None and not self.chart.startswith("oci://"):
+            raise _KeyError("repo", "is required unless chart is an oci:// reference")
+        if self.repo is not None and not self.repo.startswith("https://"):
+            raise _KeyError("repo", f"{self.repo!r} is not an https:// chart repository")
+        return self
+
+
 class HyperPodClusterConfig(_Model):
     """A SageMaker HyperPod cluster on the shared network, orchestrated by EKS or Slurm."""
 
@@ -301,6 +317,10 @@ class HyperPodClusterConfig(_Model):
     # HTTPS to the internet through the stack's NAT (package mirrors, Hugging Face); off: the
     # nodes reach only the VPC endpoints and S3.
     internet_egress: bool = False
+    # EKS prerequisites this stack installs on the EKS cluster (components/hyperpod_eks.py).
+    cert_manager: bool = True
+    training_operator: bool = True
+    dependencies_chart: ChartSource | None = None
 
     @field_validator("name")
     @classmethod
@@ -333,6 +353,8 @@ class HyperPodClusterConfig(_Model):
     def _check_slurm(self) -> None:
         if self.eks_cluster_arn is not None:
             raise _KeyError("eksClusterArn", "is only for orchestrator eks")
+        if self.dependencies_chart is not None:
+            raise _KeyError("dependenciesChart", "is only for orchestrator eks")
         if self.tiered_storage is not None:
             raise _KeyError(
                 "tieredStorage",
@@ -495,6 +517,11 @@ class StackConfig(_Model):
                 raise _KeyError(
                     f"{key}.eksClusterArn",
                     "is required with orchestrator eks (the EKS cluster the nodes join)",
+                )
+            if cluster.dependencies_chart is not None and cluster.eks_cluster_arn is not None:
+                raise _KeyError(
+                    f"{key}.dependenciesChart",
+                    "needs the stack's own EKS cluster (no kubeconfig for a cluster given by ARN)",
                 )
         return self
 

@@ -23,10 +23,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_aws_native as aws_native
 
+from components.hyperpod_eks import EksPrerequisites, dependencies_chart, eks_addons
 from components.iam import (
     HYPERPOD_INSTANCE_MANAGED_POLICY,
     assume_role_policy,
     hyperpod_execution_statements,
+    managed_policy_arn,
     policy_document,
 )
 from components.security_groups import rule, security_group
@@ -74,7 +76,8 @@ class FsxLustreArgs:
 class HyperPodClusterArgs:
     """Every lever of one cluster. Network, bucket and key come from `shared`.
 
-    `eks_cluster_arn` is required for orchestrator `eks` (the cluster the nodes join).
+    `eks_cluster_arn` is required for orchestrator `eks` (the cluster the nodes join);
+    `eks_prerequisites` says what to install on that cluster (`components/hyperpod_eks.py`).
     `tiered_storage_memory_percent` turns on managed tiered checkpointing (EKS only).
     """
 
@@ -89,6 +92,7 @@ class HyperPodClusterArgs:
     tiered_storage_memory_percent: int | None = None
     internet_egress: bool = False
     protect_data: bool = False
+    eks_prerequisites: EksPrerequisites = field(default_factory=EksPrerequisites)
 
 
 def lifecycle_scripts() -> dict[str, str]:
@@ -147,6 +151,8 @@ class HyperPodCluster(pulumi.ComponentResource):
     fsx_id: pulumi.Output[str] | None
     fsx_dns_name: pulumi.Output[str] | None
     fsx_mount_name: pulumi.Output[str] | None
+    # EKS: each prerequisite on the EKS cluster and whether this stack installs it.
+    prerequisites: dict[str, str]
 
     def __init__(
         self, name: str, args: HyperPodClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -178,9 +184,7 @@ class HyperPodCluster(pulumi.ComponentResource):
         aws.iam.RolePolicyAttachment(
             f"{name}-instance-policy",
             role=role.name,
-            policy_arn=pulumi.Output.concat(
-                "arn:", shared.partition, ":iam::aws:policy/", HYPERPOD_INSTANCE_MANAGED_POLICY
-            ),
+            policy_arn=managed_policy_arn(shared.partition, HYPERPOD_INSTANCE_MANAGED_POLICY),
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -202,6 +206,9 @@ class HyperPodCluster(pulumi.ComponentResource):
 
         self.lifecycle_script_uri = self._upload_lifecycle(name, args, lifecycle_prefix, fsx_params)
 
+        eks = args.eks_prerequisites if args.orchestrator == "eks" else None
+        # AWS installs the dependencies chart before the cluster, the add-ons after it.
+        chart = dependencies_chart(name, eks, parent=self) if eks else None
         sagemaker = aws_native.sagemaker
         cluster = sagemaker.Cluster(
             name,
@@ -235,10 +242,23 @@ class HyperPodCluster(pulumi.ComponentResource):
                 if args.tiered_storage_memory_percent is not None
                 else None
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[chart] if chart else []),
         )
         self.cluster_arn = cluster.cluster_arn
         self.cluster_name = cluster.cluster_name.apply(lambda n: n or name)
+        self.prerequisites = {}
+        if eks is not None and args.eks_cluster_arn is not None:
+            eks_addons(
+                name,
+                eks,
+                cluster_name=pulumi.Output.from_input(args.eks_cluster_arn).apply(
+                    lambda arn: arn.rsplit("/", 1)[-1]
+                ),
+                partition=shared.partition,
+                parent=self,
+                after=[cluster],
+            )
+            self.prerequisites = eks.report()
 
         self.register_outputs(
             {
@@ -248,6 +268,7 @@ class HyperPodCluster(pulumi.ComponentResource):
                 "securityGroupId": self.security_group_id,
                 "lifecycleScriptUri": self.lifecycle_script_uri,
                 "fsxId": self.fsx_id,
+                "prerequisites": self.prerequisites,
             }
         )
 

@@ -58,6 +58,27 @@ def assume_role_policy(service: str) -> str:
     )
 
 
+def pod_identity_trust_policy() -> str:
+    """Trust policy of a role that EKS Pod Identity hands to a service account."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "pods.eks.amazonaws.com"},
+                    "Action": ["sts:AssumeRole", "sts:TagSession"],
+                }
+            ],
+        }
+    )
+
+
+def managed_policy_arn(partition: pulumi.Input[str], name: str) -> pulumi.Output[str]:
+    """The ARN of an AWS managed policy, e.g. `AmazonEKSWorkerNodePolicy`."""
+    return pulumi.Output.concat("arn:", partition, ":iam::aws:policy/", name)
+
+
 def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> Statement:
     """Bucket-policy statement refusing any request not made over TLS."""
     return {

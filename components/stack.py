@@ -20,6 +20,7 @@ from components.hyperpod import (
     InstanceGroupArgs,
     Taint,
 )
+from components.hyperpod_eks import ChartSource, EksPrerequisites
 from components.network import ExistingNetwork, NetworkArgs
 from components.notebook import GitRepositoryArgs, NotebookInstance, NotebookInstanceArgs
 from components.shared_infra import SharedInfra, SharedInfraArgs
@@ -123,6 +124,7 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
                 "executionRoleArn": hp.execution_role_arn,
                 "lifecycleScriptUri": hp.lifecycle_script_uri,
                 "fsxId": hp.fsx_id,
+                "prerequisites": hp.prerequisites,
             }
             for name, hp in hyperpods.items()
         },
@@ -172,4 +174,12 @@ def hyperpod_args(
         tiered_storage_memory_percent=tiered.memory_percent if tiered and tiered.enabled else None,
         internet_egress=config.internet_egress,
         protect_data=protect_data,
+        eks_prerequisites=EksPrerequisites(
+            cert_manager=config.cert_manager,
+            training_operator=config.training_operator,
+            dependencies_chart=(
+                ChartSource(**chart.model_dump()) if (chart := config.dependencies_chart) else None
+            ),
+            k8s_provider=None,
+        ),
     )

@@ -393,6 +393,68 @@ def test_without_fsx_there_is_no_file_system_and_no_fsx_parameters() -> None:
     assert run.outputs["hyperpodClusters"]["train"]["fsxId"] is None
 
 
+# --- EKS prerequisites -----------------------------------------------------------------------------
+
+ADDON = "aws:eks/addon:Addon"
+
+
+def addons(run: ProgramRun) -> dict[str, Any]:
+    return {a.inputs["addonName"]: a for a in run.of_type(ADDON)}
+
+
+def test_eks_cluster_gets_cert_manager_and_the_training_operator(eks: ProgramRun) -> None:
+    installed = addons(eks)
+    assert set(installed) == {"cert-manager", "amazon-sagemaker-hyperpod-training-operator"}
+    assert {a.inputs["clusterName"] for a in installed.values()} == {"gpu"}  # from the ARN
+
+
+def test_training_operator_runs_with_its_own_pod_identity_role(eks: ProgramRun) -> None:
+    operator = addons(eks)["amazon-sagemaker-hyperpod-training-operator"]
+    role = eks.named("mlplatform-test-train-training-operator-role", "aws:iam/role:Role")
+    assert operator.inputs["podIdentityAssociations"] == [
+        {
+            "roleArn": role.outputs["arn"],
+            "serviceAccount": "hp-training-operator-controller-manager",
+        }
+    ]
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert sorted(trust["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
+    attachment = eks.named("mlplatform-test-train-training-operator-policy")
+    assert attachment.inputs["policyArn"] == (
+        "arn:aws:iam::aws:policy/AmazonSageMakerHyperPodTrainingOperatorAccess"
+    )
+
+
+def test_operator_is_installed_after_the_cluster_and_cert_manager(eks: ProgramRun) -> None:
+    (cluster,) = eks.of_type(CLUSTER)
+    installed = addons(eks)
+    operator = installed["amazon-sagemaker-hyperpod-training-operator"]
+    assert cluster.urn in operator.depends_on
+    assert installed["cert-manager"].urn in operator.depends_on
+    assert cluster.urn in installed["cert-manager"].depends_on
+
+
+def test_prerequisites_can_be_left_to_the_operator() -> None:
+    run = build_cluster({**EKS_CLUSTER, "certManager": False, "trainingOperator": False})
+    assert addons(run) == {}
+    report = run.outputs["hyperpodClusters"]["train"]["prerequisites"]
+    assert report["cert-manager"] == "not installed by this stack (certManager: false)"
+    assert report["training-operator"] == "not installed by this stack (trainingOperator: false)"
+
+
+def test_unpublished_dependencies_chart_is_reported_not_faked(eks: ProgramRun) -> None:
+    report = eks.outputs["hyperpodClusters"]["train"]["prerequisites"]
+    assert report["dependencies-chart"].startswith("NOT INSTALLED")
+    assert "aws/sagemaker-hyperpod-cli" in report["dependencies-chart"]
+    assert eks.of_type("kubernetes:helm.sh/v3:Release") == []
+
+
+def test_slurm_cluster_installs_nothing_on_eks(slurm: ProgramRun) -> None:
+    assert addons(slurm) == {}
+    assert slurm.outputs["hyperpodClusters"]["hpc"]["prerequisites"] == {}
+
+
 # --- outputs, cost, guardrails ---------------------------------------------------------------------
 
 
@@ -407,7 +469,13 @@ def test_outputs_name_cluster_role_scripts_and_file_system(eks: ProgramRun) -> N
             "executionRoleArn": role.outputs["arn"],
             "lifecycleScriptUri": source_uri(eks),
             "fsxId": fsx.id,
+            "prerequisites": eks.outputs["hyperpodClusters"]["train"]["prerequisites"],
         }
+    }
+    assert set(eks.outputs["hyperpodClusters"]["train"]["prerequisites"]) == {
+        "dependencies-chart",
+        "cert-manager",
+        "training-operator",
     }
 
 
