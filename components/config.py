@@ -52,6 +52,8 @@ _EKS_CLUSTER_ARN = re.compile(
     r"^arn:aws[a-z-]*:eks:[a-z0-9-]+:\d{12}:cluster/[0-9A-Za-z][A-Za-z0-9_-]*$"
 )
 _TRAINING_PLAN_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:training-plan/.+$")
+# Interface endpoints EKS-orchestrated HyperPod nodes need when they have no internet route.
+HYPERPOD_EKS_ENDPOINTS = ("sagemaker.api", "eks-auth")
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
@@ -518,6 +520,20 @@ class StackConfig(_Model):
                     f"{key}.eksClusterArn",
                     "is required with orchestrator eks (the EKS cluster the nodes join)",
                 )
+            no_nat = self.existing_vpc_id is None and self.nat_gateways == "none"
+            if cluster.internet_egress and no_nat:
+                raise _KeyError(
+                    f"{key}.internetEgress", "needs a NAT gateway (natGateways is none)"
+                )
+            if cluster.orchestrator == "eks" and not cluster.internet_egress:
+                missing = [e for e in HYPERPOD_EKS_ENDPOINTS if e not in self.vpc_endpoints]
+                if missing:
+                    raise _KeyError(
+                        "vpcEndpoints",
+                        f"lacks {', '.join(missing)}: the nodes of HyperPod cluster "
+                        f"{cluster.name!r} (orchestrator eks, no internetEgress) reach SageMaker "
+                        "and EKS Pod Identity only through them",
+                    )
             if cluster.dependencies_chart is not None and cluster.eks_cluster_arn is not None:
                 raise _KeyError(
                     f"{key}.dependenciesChart",

@@ -58,8 +58,18 @@ SLURM_CLUSTER = {
 }
 
 
+# EKS-orchestrated nodes without internet egress reach SageMaker and Pod Identity through these.
+ENDPOINTS = ["sagemaker.api", "sts", "ec2", "logs", "ecr.api", "ecr.dkr", "eks-auth"]
+
+
 def build_cluster(cluster: dict[str, Any], **overrides: Any) -> ProgramRun:
-    return build({"mlplatform:hyperpodClusters": [cluster], **overrides})
+    return build(
+        {
+            "mlplatform:vpcEndpoints": ENDPOINTS,
+            "mlplatform:hyperpodClusters": [cluster],
+            **overrides,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -652,11 +662,55 @@ INVALID = [
 ]
 
 
+INVALID_IN_STACK = [
+    (
+        {"mlplatform:vpcEndpoints": ["sagemaker.api", "sts"]},
+        "mlplatform:vpcEndpoints: lacks eks-auth: the nodes of HyperPod cluster 'train' "
+        "(orchestrator eks, no internetEgress) reach SageMaker and EKS Pod Identity only through them",
+    ),
+    (
+        {
+            "mlplatform:natGateways": "none",
+            "mlplatform:hyperpodClusters": [{**EKS_CLUSTER, "internetEgress": True}],
+        },
+        f"{KEY}.internetEgress: needs a NAT gateway (natGateways is none)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), INVALID_IN_STACK)
+def test_cluster_must_fit_the_stacks_network(overrides: dict[str, Any], message: str) -> None:
+    raw = {
+        **MINIMAL,
+        "mlplatform:vpcEndpoints": ENDPOINTS,
+        "mlplatform:hyperpodClusters": [EKS_CLUSTER],
+        **overrides,
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(
+            {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()},
+            "Pulumi.prod.yaml",
+        )
+    assert str(caught.value) == f"Pulumi.prod.yaml: {message}"
+
+
+def test_eks_nodes_with_internet_egress_need_no_extra_endpoints() -> None:
+    cluster = {**EKS_CLUSTER, "internetEgress": True}
+    config = parse_stack_config(
+        {**MINIMAL, "mlplatform:hyperpodClusters": json.dumps([cluster])}, "f"
+    )
+    assert config.hyperpod_clusters[0].internet_egress
+
+
 @pytest.mark.parametrize(("cluster", "message"), INVALID)
 def test_invalid_cluster_config_is_one_line_naming_the_key(
     cluster: dict[str, Any], message: str
 ) -> None:
-    raw = {**MINIMAL, "mlplatform:hyperpodClusters": json.dumps([cluster])}
+    raw = {
+        **MINIMAL,
+        "mlplatform:vpcEndpoints": json.dumps(ENDPOINTS),
+        "mlplatform:hyperpodClusters": json.dumps([cluster]),
+    }
     with pytest.raises(ConfigError) as caught:
         parse_stack_config(raw, "Pulumi.prod.yaml")
     assert str(caught.value) == f"Pulumi.prod.yaml: {message}"
