@@ -214,3 +214,58 @@ EFA_INTERFACES_PER_INSTANCE: dict[str, int] = {
 def efa_interfaces(instance_type: str) -> int:
     """EFA interfaces of one instance of `instance_type` (EC2 or ml.* name); 0 without EFA."""
     return EFA_INTERFACES_PER_INSTANCE.get(instance_type.removeprefix("ml."), 0)
+
+
+# EC2 instance types EKS node groups may use -> USD per hour (on-demand, us-east-1, approximate;
+# P5 after the June 2025 price reduction). A node group type is valid exactly when listed here.
+EC2_INSTANCE_HOURLY_USD: dict[str, float] = {
+    # CPU: system node groups and CPU runners.
+    "t3.medium": 0.0416,
+    "t3.large": 0.0832,
+    "t3.xlarge": 0.1664,
+    "m5.large": 0.096,
+    "m5.xlarge": 0.192,
+    "m5.2xlarge": 0.384,
+    "m6i.large": 0.096,
+    "m6i.xlarge": 0.192,
+    "m6i.2xlarge": 0.384,
+    "m7i.large": 0.1008,
+    "m7i.xlarge": 0.2016,
+    "m7i.2xlarge": 0.4032,
+    "c6i.xlarge": 0.17,
+    "c6i.2xlarge": 0.34,
+    # GPU.
+    "g4dn.xlarge": 0.526,
+    "g4dn.2xlarge": 0.752,
+    "g4dn.4xlarge": 1.204,
+    "g4dn.8xlarge": 2.176,
+    "g4dn.12xlarge": 3.912,
+    "g5.xlarge": 1.006,
+    "g5.2xlarge": 1.212,
+    "g5.4xlarge": 1.624,
+    "g5.8xlarge": 2.448,
+    "g5.12xlarge": 5.672,
+    "g5.16xlarge": 4.096,
+    "g5.24xlarge": 8.144,
+    "g5.48xlarge": 16.288,
+    "g6.xlarge": 0.805,
+    "g6.2xlarge": 0.978,
+    "g6.12xlarge": 4.602,
+    "g6.48xlarge": 13.35,
+    "g6e.xlarge": 1.861,
+    "g6e.12xlarge": 10.493,
+    "g6e.48xlarge": 30.131,
+    "p3.2xlarge": 3.06,
+    "p3.8xlarge": 12.24,
+    "p3.16xlarge": 24.48,
+    "p3dn.24xlarge": 31.212,
+    "p4d.24xlarge": 32.7726,
+    "p4de.24xlarge": 40.9657,
+    "p5.48xlarge": 55.04,
+}
+
+# EKS control plane per cluster-hour (standard support; versions in extended support cost $0.60).
+EKS_CONTROL_PLANE_HOURLY = 0.10
+# Kubernetes versions a cluster may run (EKS standard or extended support, and schemas that
+# kubernetes-validate ships, so rendered manifests are checked against the same version).
+EKS_KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")

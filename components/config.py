@@ -32,11 +32,15 @@ from pydantic.alias_generators import to_camel
 
 from components.catalog import (
     DEFAULT_INTERFACE_ENDPOINTS,
+    EC2_INSTANCE_HOURLY_USD,
+    EKS_KUBERNETES_VERSIONS,
     FSX_LUSTRE_GB_MONTH_USD,
     HYPERPOD_INSTANCE_HOURLY_USD,
     INTERFACE_ENDPOINTS,
     NOTEBOOK_INSTANCE_HOURLY_USD,
     NOTEBOOK_PLATFORMS,
+    efa_interfaces,
+    gpus_per_instance,
     instance_family,
 )
 
@@ -54,6 +58,10 @@ _EKS_CLUSTER_ARN = re.compile(
 _TRAINING_PLAN_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:training-plan/.+$")
 # Interface endpoints EKS-orchestrated HyperPod nodes need when they have no internet route.
 HYPERPOD_EKS_ENDPOINTS = ("sagemaker.api", "eks-auth")
+_IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
+# EKS node group names: DNS-label-like.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
@@ -404,6 +412,186 @@ class HyperPodClusterConfig(_Model):
         return roles
 
 
+def _check_labels(labels: dict[str, str]) -> dict[str, str]:
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key):
+            raise ValueError(f"{key!r} is not a Kubernetes label key")
+        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            raise ValueError(f"{value!r} is not a Kubernetes label value (label {key})")
+    return labels
+
+
+class SystemNodeGroupConfig(_Model):
+    """The small CPU node group that runs cluster add-ons, controllers and CPU workloads."""
+
+    instance_type: str = "m6i.large"
+    min_size: int = Field(default=2, ge=1, le=100)
+    desired_size: int | None = None
+    max_size: int = Field(default=3, ge=1, le=100)
+    disk_size_gb: int = Field(default=50, ge=20, le=16384)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, instance_type: str) -> str:
+        if instance_type not in EC2_INSTANCE_HOURLY_USD or gpus_per_instance(instance_type):
+            raise ValueError(f"{instance_type!r} is not a CPU instance type of the catalog")
+        return instance_type
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SystemNodeGroupConfig:
+        _check_sizes(self.min_size, self.desired_size, self.max_size)
+        return self
+
+
+class GpuNodeGroupConfig(_Model):
+    """One GPU node group: tainted nvidia.com/gpu NoSchedule, NVIDIA AMI, optionally EFA."""
+
+    name: str
+    instance_types: tuple[str, ...]
+    min_size: int = Field(default=0, ge=0, le=1000)
+    desired_size: int | None = None
+    max_size: int = Field(default=1, ge=0, le=1000)
+    capacity_type: Literal["onDemand", "spot"] = "onDemand"
+    disk_size_gb: int = Field(default=200, ge=20, le=16384)
+    labels: dict[str, str] = Field(default_factory=dict)
+    efa: bool = False
+    # EFA groups live in one subnet (one AZ, one cluster placement group): this one.
+    subnet_index: int = Field(default=0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _DNS_LABEL.match(name):
+            raise ValueError(
+                f"{name!r} is not a node group name "
+                "(lowercase letters, digits and hyphens, at most 40)"
+            )
+        return name
+
+    @field_validator("instance_types")
+    @classmethod
+    def _instance_types(cls, types: tuple[str, ...]) -> tuple[str, ...]:
+        if not types:
+            raise ValueError("must list at least one instance type")
+        for instance_type in types:
+            if instance_type not in EC2_INSTANCE_HOURLY_USD or not gpus_per_instance(instance_type):
+                raise ValueError(f"{instance_type!r} is not a GPU instance type of the catalog")
+        if len({gpus_per_instance(t) for t in types}) != 1:
+            raise ValueError("instance types of one group must have the same number of GPUs")
+        return types
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        return _check_labels(labels)
+
+    @model_validator(mode="after")
+    def _combinations(self) -> GpuNodeGroupConfig:
+        _check_sizes(self.min_size, self.desired_size, self.max_size)
+        if self.efa:
+            for instance_type in self.instance_types:
+                if not efa_interfaces(instance_type):
+                    raise _KeyError(
+                        "efa", f"{instance_type!r} does not support EFA (instanceTypes)"
+                    )
+            if len({efa_interfaces(t) for t in self.instance_types}) != 1:
+                raise _KeyError("efa", "instance types of an EFA group need the same EFA count")
+        return self
+
+    @property
+    def gpus_per_node(self) -> int:
+        return gpus_per_instance(self.instance_types[0])
+
+
+def _check_sizes(min_size: int, desired_size: int | None, max_size: int) -> None:
+    if max_size < min_size:
+        raise _KeyError("maxSize", f"{max_size} is below minSize {min_size}")
+    if desired_size is not None and not min_size <= desired_size <= max_size:
+        raise _KeyError("desiredSize", f"{desired_size} is outside minSize..maxSize")
+
+
+# The retention periods CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
+LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
+ALL_LOG_TYPES: tuple[LogType, ...] = (
+    "api",
+    "audit",
+    "authenticator",
+    "controllerManager",
+    "scheduler",
+)
+
+
+class EksConfig(_Model):
+    """A GPU EKS cluster on the stack's network (GpuEksCluster)."""
+
+    kubernetes_version: str = "1.34"
+    # IAM roles/users granted cluster admin through EKS access entries.
+    admins: tuple[str, ...] = ()
+    # The API endpoint is private; a public one is opt-in and needs CIDRs (never 0.0.0.0/0).
+    public_endpoint: bool = False
+    public_access_cidrs: tuple[str, ...] = ()
+    log_types: tuple[LogType, ...] = ALL_LOG_TYPES
+    log_retention_days: int = Field(default=90, ge=1, le=3653)
+    deletion_protection: bool = False
+    cluster_autoscaler: bool = True
+    system_node_group: SystemNodeGroupConfig = Field(default_factory=SystemNodeGroupConfig)
+    gpu_node_groups: tuple[GpuNodeGroupConfig, ...] = ()
+
+    @field_validator("kubernetes_version", mode="before")
+    @classmethod
+    def _version(cls, version: Any) -> Any:
+        if isinstance(version, float):
+            version = f"{version:.2f}"  # unquoted in YAML, 1.30 is the float 1.3
+        if version not in EKS_KUBERNETES_VERSIONS:
+            raise ValueError(
+                f"{version!r} is not a supported EKS version (one of "
+                f"{', '.join(EKS_KUBERNETES_VERSIONS)})"
+            )
+        return version
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, days: int) -> int:
+        if days not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{days} is not a CloudWatch Logs retention period")
+        return days
+
+    @field_validator("admins")
+    @classmethod
+    def _admins(cls, arns: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in arns:
+            if not _IAM_PRINCIPAL_ARN.match(arn):
+                raise ValueError(f"{arn!r} is not an IAM role or user ARN")
+        if len(set(arns)) != len(arns):
+            raise ValueError("lists an admin twice")
+        return arns
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in cidrs:
+            try:
+                network = ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR block") from None
+            if network.prefixlen == 0:
+                raise ValueError(f"{cidr!r} opens the API to the whole internet")
+        return cidrs
+
+    @model_validator(mode="after")
+    def _combinations(self) -> EksConfig:
+        if self.public_endpoint and not self.public_access_cidrs:
+            raise _KeyError("publicAccessCidrs", "is required when publicEndpoint is true")
+        if self.public_access_cidrs and not self.public_endpoint:
+            raise _KeyError("publicAccessCidrs", "is set but publicEndpoint is false")
+        names = [group.name for group in self.gpu_node_groups]
+        for index, group in enumerate(self.gpu_node_groups):
+            if names.index(group.name) != index or group.name == "system":
+                raise _KeyError(f"gpuNodeGroups[{index}].name", f"{group.name!r} is used twice")
+        return self
+
+
 class StackConfig(_Model):
     """Every setting of one stack. Field names are the config keys (camelCase in the file)."""
 
@@ -429,6 +617,8 @@ class StackConfig(_Model):
     notebooks: tuple[NotebookConfig, ...] = ()
     # SageMaker HyperPod clusters.
     hyperpod_clusters: tuple[HyperPodClusterConfig, ...] = ()
+    # GPU Kubernetes (GpuEksCluster); none when absent.
+    eks: EksConfig | None = None
 
     @field_validator("region")
     @classmethod
@@ -539,6 +729,14 @@ class StackConfig(_Model):
                     f"{key}.dependenciesChart",
                     "needs the stack's own EKS cluster (no kubeconfig for a cluster given by ARN)",
                 )
+        if self.eks is not None:
+            for index, group in enumerate(self.eks.gpu_node_groups):
+                if group.efa and group.subnet_index >= self.private_subnet_count:
+                    raise _KeyError(
+                        f"eks.gpuNodeGroups[{index}].subnetIndex",
+                        f"{group.subnet_index} is out of range: "
+                        f"the stack has {self.private_subnet_count} private subnets",
+                    )
         return self
 
     @property
@@ -674,7 +872,9 @@ def _path(loc: list[Any]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else str(part)
+            # A hostile key (newline, spaces, ...) is quoted so the error stays one line.
+            name = str(part) if re.fullmatch(r"[\w.-]+", str(part)) else repr(str(part))
+            text += f".{name}" if text else name
     return text
 
 

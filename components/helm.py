@@ -7,7 +7,6 @@ Values for a chart come from three layers, later winning: `helm/<dir>/values.yam
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,18 +30,37 @@ class Chart:
 
 
 # Every chart the platform installs, pinned. Bump here, nowhere else.
-CHARTS: dict[str, Chart] = {}
+CHARTS: dict[str, Chart] = {
+    "nvidia-device-plugin": Chart(
+        "nvidia-device-plugin", "0.17.4", "https://nvidia.github.io/k8s-device-plugin"
+    ),
+    "aws-efa-k8s-device-plugin": Chart(
+        "aws-efa-k8s-device-plugin", "v0.5.29", "https://aws.github.io/eks-charts"
+    ),
+    "cluster-autoscaler": Chart(
+        "cluster-autoscaler", "9.46.6", "https://kubernetes.github.io/autoscaler"
+    ),
+}
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Recursive merge: mappings merge key by key, anything else (lists included) is replaced."""
-    merged = copy.deepcopy(dict(base))
+    merged = _copy(dict(base))
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value)
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = _copy(value)
     return merged
+
+
+def _copy(value: Any) -> Any:
+    """Copy mappings and lists; leave leaves (scalars, and Outputs, which cannot be copied)."""
+    if isinstance(value, Mapping):
+        return {key: _copy(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_copy(inner) for inner in value]
+    return value
 
 
 def layered_values(

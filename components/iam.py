@@ -380,3 +380,88 @@ def hyperpod_execution_statements(
             condition={"StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"}},
         ),
     ]
+
+
+def irsa_trust_policy(
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer: pulumi.Input[str],
+    namespace: str,
+    service_account: str,
+) -> pulumi.Output[str]:
+    """Trust policy for IAM roles for service accounts: exactly one Kubernetes service account.
+
+    `oidc_issuer` is the cluster's issuer without `https://` (pulumi-eks `oidc_issuer`).
+    """
+    return pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(
+        lambda parts: json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Federated": parts[0]},
+                        "Action": "sts:AssumeRoleWithWebIdentity",
+                        "Condition": {
+                            "StringEquals": {
+                                f"{parts[1]}:sub": (
+                                    f"system:serviceaccount:{namespace}:{service_account}"
+                                ),
+                                f"{parts[1]}:aud": "sts.amazonaws.com",
+                            }
+                        },
+                    }
+                ],
+            }
+        )
+    )
+
+
+def cluster_autoscaler_statements(
+    *,
+    partition: pulumi.Input[str],
+    region: str,
+    account_id: pulumi.Input[str],
+    cluster_name: str,
+) -> list[Statement]:
+    """Cluster Autoscaler: describe what it must see, resize only this cluster's node groups.
+
+    Managed node groups tag their Auto Scaling groups (named `eks-<nodegroup>-<uuid>`)
+    `k8s.io/cluster-autoscaler/<cluster>: owned`; the write actions require that tag.
+    """
+    arn = arn_builder(partition, region, account_id)
+    return [
+        # Describe and List calls have no resource-level permissions.
+        statement(
+            "DescribeScalingInputs",
+            [
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeLaunchConfigurations",
+                "autoscaling:DescribeScalingActivities",
+                "autoscaling:DescribeTags",
+                "ec2:DescribeImages",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplateVersions",
+                "ec2:GetInstanceTypesFromInstanceRequirements",
+            ],
+            ["*"],
+        ),
+        statement(
+            "DescribeOwnNodeGroups",
+            ["eks:DescribeNodegroup"],
+            [arn("eks", f"nodegroup/{cluster_name}/*/*")],
+        ),
+        statement(
+            "ResizeOwnNodeGroups",
+            [
+                "autoscaling:SetDesiredCapacity",
+                "autoscaling:TerminateInstanceInAutoScalingGroup",
+            ],
+            [arn("autoscaling", "autoScalingGroup:*:autoScalingGroupName/eks-*")],
+            condition={
+                "StringEquals": {
+                    f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"
+                }
+            },
+        ),
+    ]

@@ -10,6 +10,7 @@ one in a few runs fail with "attached to a different loop" (FINDINGS).
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +110,8 @@ class PlatformMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
         typ, name = args.typ, args.name
+        if typ == "eks:index:Cluster":
+            return self._eks_cluster(name, inputs)
         if not args.custom or typ.startswith("pulumi:providers:"):
             return f"{name}-id", inputs
         physical = next((inputs[k] for k in _NAME_INPUTS if isinstance(inputs.get(k), str)), None)
@@ -182,8 +185,44 @@ class PlatformMocks(Mocks):
                 outputs["prefixListId"] = f"pl-{_digest('pl', name, length=8)}"
             if typ == "aws:ec2/securityGroup:SecurityGroup":
                 outputs["name"] = physical or f"{name}-{_digest(typ, name, length=7)}"
+            if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+                outputs["latestVersion"] = 1
+                outputs["defaultVersion"] = 1
+            if typ == "aws:ec2/placementGroup:PlacementGroup":
+                outputs["name"] = physical or f"{name}-{_digest(typ, name, length=7)}"
             return resource_id, outputs
+        if typ == "aws:eks/addon:Addon":
+            cluster, addon = inputs.get("clusterName"), inputs.get("addonName")
+            outputs["arn"] = self.arn(
+                "eks", f"addon/{cluster}/{addon}/{_digest(typ, name, length=36)}"
+            )
+            outputs["addonVersion"] = inputs.get("addonVersion") or "v1.0.0-eksbuild.1"
+            return f"{cluster}:{addon}", outputs
         return f"{name}-{_digest(typ, name, length=8)}", outputs
+
+    def _eks_cluster(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """pulumi-eks's Cluster is a remote component: answer the outputs it would have.
+
+        `eksCluster` and `core` (resource references) are not answered; components use the
+        scalar outputs only.
+        """
+        cluster_name = str(inputs.get("name") or f"{name}-eksCluster-{_digest(name, length=7)}")
+        oidc_id = _digest("oidc", cluster_name, length=32).upper()
+        issuer = f"oidc.eks.{self.region}.amazonaws.com/id/{oidc_id}"
+        endpoint = f"https://{oidc_id}.gr7.{self.region}.eks.amazonaws.com"
+        kubeconfig = mock_kubeconfig(cluster_name, endpoint, self.region)
+        outputs = dict(inputs)
+        outputs.update(
+            kubeconfig=kubeconfig,
+            kubeconfigJson=json.dumps(kubeconfig),
+            clusterSecurityGroupId=f"sg-{_digest('eks-cluster-sg', cluster_name)}",
+            oidcProviderArn=self.arn("iam", f"oidc-provider/{issuer}", regional=False),
+            oidcProviderUrl=f"https://{issuer}",
+            oidcIssuer=issuer,
+        )
+        if not inputs.get("skipDefaultSecurityGroups"):
+            outputs["nodeSecurityGroupId"] = f"sg-{_digest('eks-node-sg', cluster_name)}"
+        return f"{cluster_name}-id", outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         token, call_args = args.token, args.args
@@ -217,6 +256,35 @@ class PlatformMocks(Mocks):
             }, []
         self.unanswered_calls.append(token)
         return {}, []
+
+
+def mock_kubeconfig(cluster_name: str, endpoint: str, region: str) -> dict[str, Any]:
+    """A kubeconfig shaped like pulumi-eks's: the user runs `aws eks get-token`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster_name,
+                "cluster": {"server": endpoint, "certificate-authority-data": "LS0tLS1CRUdJTg=="},
+            }
+        ],
+        "contexts": [{"name": "aws", "context": {"cluster": cluster_name, "user": "aws"}}],
+        "current-context": "aws",
+        "users": [
+            {
+                "name": "aws",
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": "aws",
+                        "args": ["eks", "get-token", "--cluster-name", cluster_name],
+                        "env": [{"name": "AWS_REGION", "value": region}],
+                    }
+                },
+            }
+        ],
+    }
 
 
 def _mask_secrets(value: struct_pb2.Value) -> None:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from components.catalog import (
+    EC2_INSTANCE_HOURLY_USD,
+    EKS_CONTROL_PLANE_HOURLY,
     FSX_LUSTRE_GB_MONTH_USD,
     HOURS_PER_MONTH,
     HYPERPOD_INSTANCE_HOURLY_USD,
@@ -140,6 +142,22 @@ def _lustre(r: Registration) -> Price:
     return gb * rate, f"{gb} GB x ${rate:g}/GB-month ({label})"
 
 
+def _node_group(r: Registration) -> Price:
+    """A node group at its minimum size: what it costs when idle (GPU groups: usually 0).
+
+    Priced at the first instance type's on-demand rate (spot is cheaper, not guaranteed); root
+    volumes are not counted.
+    """
+    types = r.inputs.get("instanceTypes") or ["t3.medium"]
+    nodes = int((r.inputs.get("scalingConfig") or {}).get("minSize") or 0)
+    rate = EC2_INSTANCE_HOURLY_USD.get(str(types[0]), 0.0)
+    capacity = "spot, priced on-demand" if r.inputs.get("capacityType") == "SPOT" else "on-demand"
+    return (
+        nodes * rate * HOURS_PER_MONTH,
+        f"{nodes} x {types[0]} (minimum size, {capacity}) x {HOURS_PER_MONTH} h x ${rate:g}/h",
+    )
+
+
 # Resource type token -> how to price one such resource. Later components add their kinds here.
 PRICERS: dict[str, Pricer] = {
     "aws:ec2/natGateway:NatGateway": lambda r: _hourly(NAT_GATEWAY_HOURLY),
@@ -149,6 +167,8 @@ PRICERS: dict[str, Pricer] = {
     "aws:sagemaker/notebookInstance:NotebookInstance": _notebook,
     "aws-native:sagemaker:Cluster": _hyperpod_cluster,
     "aws:fsx/lustreFileSystem:LustreFileSystem": _lustre,
+    "eks:index:Cluster": lambda r: _hourly(EKS_CONTROL_PLANE_HOURLY),
+    "eks:index:ManagedNodeGroup": _node_group,
 }
 
 

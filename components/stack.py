@@ -12,7 +12,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_aws_native as aws_native
 
-from components.config import PROJECT, HyperPodClusterConfig, StackConfig
+from components.config import PROJECT, EksConfig, HyperPodClusterConfig, StackConfig
+from components.eks import GpuEksCluster, GpuEksClusterArgs, NodeGroupArgs
 from components.hyperpod import (
     FsxLustreArgs,
     HyperPodCluster,
@@ -97,6 +98,16 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         for nb in config.notebooks
     }
 
+    cluster = (
+        GpuEksCluster(
+            prefix,
+            eks_args(config.eks, shared, config.region, stack, protect=config.protect_data),
+            opts=opts,
+        )
+        if config.eks is not None
+        else None
+    )
+
     hyperpods = {
         hp.name: HyperPodCluster(
             f"{prefix}-{hp.name}",
@@ -106,7 +117,7 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         for hp in config.hyperpod_clusters
     }
 
-    return {
+    outputs: dict[str, Any] = {
         "region": config.region,
         "vpcId": shared.vpc_id,
         "privateSubnetIds": shared.private_subnet_ids,
@@ -129,6 +140,17 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
             for name, hp in hyperpods.items()
         },
     }
+    if cluster is not None:
+        outputs.update(
+            clusterName=cluster.cluster_name,
+            clusterArn=cluster.cluster_arn,
+            kubeconfig=cluster.kubeconfig,
+            oidcProviderArn=cluster.oidc_provider_arn,
+            oidcProviderUrl=cluster.oidc_provider_url,
+            nodeSecurityGroupId=cluster.node_security_group_id,
+            nodeRoleArn=cluster.node_role_arn,
+        )
+    return outputs
 
 
 def hyperpod_args(
@@ -182,4 +204,51 @@ def hyperpod_args(
             ),
             k8s_provider=None,
         ),
+    )
+
+
+def eks_args(
+    eks: EksConfig, shared: SharedInfra, region: str, stack: str, *, protect: bool
+) -> GpuEksClusterArgs:
+    """The cluster's Args from its config block, on the stack's shared network."""
+    system = eks.system_node_group
+    return GpuEksClusterArgs(
+        vpc_id=shared.vpc_id,
+        subnet_ids=shared.private_subnet_ids,
+        region=region,
+        vpc_cidr=shared.vpc_cidr,
+        kubernetes_version=eks.kubernetes_version,
+        admin_arns=eks.admins,
+        public_endpoint=eks.public_endpoint,
+        public_access_cidrs=eks.public_access_cidrs,
+        log_types=eks.log_types,
+        log_retention_days=eks.log_retention_days,
+        deletion_protection=eks.deletion_protection,
+        protect=protect,
+        system_node_group=NodeGroupArgs(
+            name="system",
+            instance_types=[system.instance_type],
+            min_size=system.min_size,
+            desired_size=system.desired_size,
+            max_size=system.max_size,
+            disk_size_gb=system.disk_size_gb,
+            gpu=False,
+        ),
+        gpu_node_groups=[
+            NodeGroupArgs(
+                name=group.name,
+                instance_types=group.instance_types,
+                min_size=group.min_size,
+                desired_size=group.desired_size,
+                max_size=group.max_size,
+                capacity_type="SPOT" if group.capacity_type == "spot" else "ON_DEMAND",
+                disk_size_gb=group.disk_size_gb,
+                labels=group.labels,
+                efa=group.efa,
+                subnet_index=group.subnet_index,
+            )
+            for group in eks.gpu_node_groups
+        ],
+        cluster_autoscaler=eks.cluster_autoscaler,
+        values_stack=stack,
     )

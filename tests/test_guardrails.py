@@ -50,8 +50,11 @@ def test_both_stacks_pass_every_mandatory_rule(staging: ProgramRun, production: 
     assert check_policy(production, PRODUCTION) == []
     staging_config = json.loads((ROOT / "policy" / "config-staging.json").read_text())
     assert check_policy(staging, staging_config) == []
-    # and production's stricter settings would flag staging's deletable data
-    assert rules_hit(check_policy(staging, PRODUCTION)) == {"data-protected"}
+    # and production's stricter settings would flag staging's deletable data and public API
+    assert rules_hit(check_policy(staging, PRODUCTION)) == {
+        "data-protected",
+        "eks-private-endpoint",
+    }
 
 
 # --- one failing and one passing case per rule -------------------------------------------------

@@ -68,11 +68,18 @@ def test_components_use_the_mlplatform_type_tokens(production: ProgramRun) -> No
 
 def test_children_are_parented_to_their_component(production: ProgramRun) -> None:
     (shared,) = production.of_type("mlplatform:index:SharedInfra")
-    children = production.of_type("aws:iam/role:Role") + production.of_type(
-        "aws:ec2/vpcEndpoint:VpcEndpoint"
-    )
-    assert len(children) == 12
-    assert all(r.parent == shared.urn for r in children)
+    (cluster,) = production.of_type("mlplatform:index:GpuEksCluster")
+    endpoints = production.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert len(endpoints) == 11
+    assert all(r.parent == shared.urn for r in endpoints)
+    prefix = "mlplatform-production"
+    assert {r.name: r.parent for r in production.of_type("aws:iam/role:Role")} == {
+        f"{prefix}-notebook-role": shared.urn,
+        f"{prefix}-node-role": cluster.urn,
+        f"{prefix}-vpc-cni-irsa": cluster.urn,
+        f"{prefix}-ebs-csi-irsa": cluster.urn,
+        f"{prefix}-cluster-autoscaler-irsa": cluster.urn,
+    }
 
 
 def test_production_lists_every_notebook(production: ProgramRun) -> None:
@@ -125,7 +132,8 @@ def test_cost_counts_nat_endpoints_key_and_notebooks(staging: ProgramRun) -> Non
     assert by_type["aws:ec2/natGateway:NatGateway"] == pytest.approx(32.85)
     # five interface endpoints in two AZs at $0.01/h
     assert by_type["aws:ec2/vpcEndpoint:VpcEndpoint"] == pytest.approx(5 * 2 * 7.30)
-    assert by_type["aws:kms/key:Key"] == pytest.approx(1.0)
+    # the data key and the cluster's secrets key
+    assert by_type["aws:kms/key:Key"] == pytest.approx(2.0)
     # ml.t3.medium with auto-stop: 220 working hours + 20 GB of ML storage
     assert by_type["aws:sagemaker/notebookInstance:NotebookInstance"] == pytest.approx(
         220 * 0.05 + 20 * 0.14
@@ -137,6 +145,7 @@ def test_cost_is_attributed_to_top_level_components(staging: ProgramRun) -> None
     assert set(components) == {
         "SharedInfra mlplatform-staging",
         "NotebookInstance mlplatform-staging-dev",
+        "GpuEksCluster mlplatform-staging",
     }
 
 
