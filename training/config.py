@@ -1,0 +1,264 @@
+"""Training configuration: one dataclass, loadable from a YAML recipe, overridable by flags.
+
+Every field of `TrainConfig` is a command-line flag of `python -m training.train` (the field name
+in kebab-case: `max_steps` -> `--max-steps`; SageMaker's `--max_steps` spelling is accepted too)
+and a key of a recipe in `training/configs/*.yaml`. Precedence: defaults < recipe < flags.
+
+Errors name the flag and say what is wrong, e.g. `--checkpoint-interval: -5 must be >= 0`;
+`python -m training.train` prints them as `error: ...` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+
+SHARDINGS = ("full", "hybrid")
+MIXED_PRECISIONS = ("bf16", "fp32")
+LR_SCHEDULES = ("cosine", "linear", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+_AC_PATTERN = re.compile(r"^(none|full|every-([1-9][0-9]*))$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message starts with the flag it concerns."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """All training settings. `help` metadata becomes the flag's help text."""
+
+    # model and data
+    model: str = _f("tiny", "model preset (training.model.PRESETS): tiny, small, llama3-1b, ...")
+    seq_len: int = _f(256, "tokens per training sequence", min=1)
+    data: str = _f(
+        "synthetic",
+        "'synthetic', a local file or directory (.txt, .jsonl, .bin/.u16/.u32 token shards), "
+        "or 'hf:<dataset>[:<config>]' for Hugging Face streaming",
+    )
+    data_field: str = _f("text", "the text field of .jsonl and Hugging Face records")
+    data_split: str = _f("train", "Hugging Face dataset split")
+    token_dtype: str = _f("uint16", "dtype of pre-tokenised .bin shards: uint16 or uint32")
+    tokenizer: str = _f("byte", "'byte' (offline, dependency-free) or a Hugging Face name/path")
+    # batch and schedule
+    batch_size: int = _f(8, "global batch in sequences per optimizer step", min=1)
+    grad_accum_steps: int = _f(1, "micro-steps per optimizer step", min=1)
+    max_steps: int = _f(100, "optimizer steps to run", min=1)
+    seed: int = _f(0, "seed for initialisation and synthetic data", min=0)
+    lr: float = _f(3e-4, "peak learning rate", gt=0.0)
+    min_lr_ratio: float = _f(0.1, "final learning rate as a fraction of --lr", min=0.0, max=1.0)
+    warmup_steps: int = _f(10, "linear warm-up steps", min=0)
+    lr_schedule: str = _f("cosine", "decay after warm-up", choices=LR_SCHEDULES)
+    weight_decay: float = _f(0.1, "AdamW weight decay (not applied to norms and biases)", min=0.0)
+    beta1: float = _f(0.9, "AdamW beta1", min=0.0, lt=1.0)
+    beta2: float = _f(0.95, "AdamW beta2", min=0.0, lt=1.0)
+    eps: float = _f(1e-8, "AdamW epsilon", gt=0.0)
+    grad_clip: float = _f(1.0, "clip the global gradient norm to this (0 disables)", min=0.0)
+    # parallelism and precision
+    sharding: str = _f(
+        "full", "full: shard over all ranks; hybrid: replicate x shard", choices=SHARDINGS
+    )
+    replicate_degree: int = _f(0, "hybrid replicas (0: one per node)", min=0)
+    mixed_precision: str = _f(
+        "bf16", "bf16 params with fp32 reduce, or fp32", choices=MIXED_PRECISIONS
+    )
+    activation_checkpointing: str = _f("none", "none, full, or every-K (every K-th block)")
+    compile: bool = _f(False, "torch.compile each block")
+    micro_step_sync: bool = _f(
+        False,
+        "reduce-scatter gradients on every micro-step (less memory; hybrid still all-reduces "
+        "across replicas only on the last micro-step)",
+    )
+    device: str = _f("auto", "auto (cuda when present), cpu or cuda", choices=DEVICES)
+    # checkpoints, metrics, logging
+    checkpoint_dir: str = _f("", "where checkpoints go and resume comes from ('' disables)")
+    checkpoint_interval: int = _f(0, "save every N steps (0: only at the end)", min=0)
+    model_dir: str = _f("", "write the final model weights here (safetensors) ('' skips)")
+    metrics_file: str = _f("", "append one JSON line per step here ('' disables)")
+    log_interval: int = _f(1, "log every N steps", min=1)
+    peak_tflops: float = _f(
+        0.0, "peak TFLOP/s per device for MFU (0: from the device table)", min=0.0
+    )
+    instance_type: str = _f("", "instance type for EFA/NCCL set-up (default: detected)")
+
+    @property
+    def ac_every(self) -> int:
+        """0: no activation checkpointing; 1: every block; k: every k-th block."""
+        match = _AC_PATTERN.match(self.activation_checkpointing)
+        assert match, "validated in validate()"
+        if match.group(1) == "none":
+            return 0
+        return 1 if match.group(1) == "full" else int(match.group(2))
+
+    def validate(self) -> TrainConfig:
+        """Check every field alone (bounds, choices, formats); raises ConfigError."""
+        for f in fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            flag = flag_name(f.name)
+            if "choices" in meta and value not in meta["choices"]:
+                raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(meta['choices'])}")
+            if "min" in meta and value < meta["min"]:
+                raise ConfigError(f"{flag}: {value} must be >= {meta['min']}")
+            if "max" in meta and value > meta["max"]:
+                raise ConfigError(f"{flag}: {value} must be <= {meta['max']}")
+            if "gt" in meta and not value > meta["gt"]:
+                raise ConfigError(f"{flag}: {value} must be > {meta['gt']}")
+            if "lt" in meta and not value < meta["lt"]:
+                raise ConfigError(f"{flag}: {value} must be < {meta['lt']}")
+        if not _AC_PATTERN.match(self.activation_checkpointing):
+            raise ConfigError(
+                f"--activation-checkpointing: {self.activation_checkpointing!r} is not "
+                "none, full or every-K"
+            )
+        if self.token_dtype not in ("uint16", "uint32"):
+            raise ConfigError(f"--token-dtype: {self.token_dtype!r} is not uint16 or uint32")
+        from training.model import PRESETS
+
+        if self.model not in PRESETS:
+            raise ConfigError(f"--model: {self.model!r} is not one of {', '.join(PRESETS)}")
+        return self
+
+    def validate_world(self, world_size: int, local_world_size: int) -> None:
+        """Checks that need the job's shape: batch divisibility and the hybrid mesh."""
+        per_step = world_size * self.grad_accum_steps
+        if self.batch_size % per_step:
+            raise ConfigError(
+                f"--batch-size: {self.batch_size} is not divisible by world size {world_size} "
+                f"x --grad-accum-steps {self.grad_accum_steps}"
+            )
+        if self.sharding == "hybrid":
+            replicas = self.replicas(world_size, local_world_size)
+            if world_size % replicas:
+                raise ConfigError(
+                    f"--replicate-degree: {replicas} does not divide world size {world_size}"
+                )
+
+    def replicas(self, world_size: int, local_world_size: int) -> int:
+        """Replicate degree of the hybrid mesh: configured, or the number of nodes."""
+        return self.replicate_degree or max(1, world_size // max(1, local_world_size))
+
+    def micro_batch(self, world_size: int) -> int:
+        return self.batch_size // (world_size * self.grad_accum_steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def recipe_path(name: str) -> Path:
+    """A recipe by name (`llama3-8b`) from training/configs, or a path to a YAML file."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    return CONFIGS_DIR / f"{name}.yaml"
+
+
+def load_recipe(name: str) -> dict[str, Any]:
+    path = recipe_path(name)
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml")))
+        raise ConfigError(f"--config: {name!r} is not a file or a recipe ({known})")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config: {path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--config: {path}: expected a mapping of settings")
+    known_fields = {f.name: f for f in fields(TrainConfig)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name_ = str(key).replace("-", "_")
+        if name_ not in known_fields:
+            raise ConfigError(f"--config: {path}: unknown key {key!r}")
+        values[name_] = _coerce(known_fields[name_], value, f"{path}: {key}")
+    return values
+
+
+def _coerce(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
+    kind = type(f.default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: {value!r} is not true or false")
+    if kind is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: {value!r} is not an integer")
+    try:
+        if kind is int and isinstance(value, float):
+            if value != int(value):
+                raise ValueError
+            return int(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        noun = {int: "an integer", float: "a number", str: "a string"}[kind]
+        raise ConfigError(f"{where}: {value!r} is not {noun}") from None
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own errors, same shape as ours
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="python -m training.train",
+        description="FSDP2 training of Llama-style decoders (torchrun, SageMaker or one process).",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--config", help="recipe name (training/configs) or YAML path")
+    for f in fields(TrainConfig):
+        names = [flag_name(f.name)]
+        if "_" in f.name:
+            names.append("--" + f.name)  # SageMaker passes hyperparameters as --key_name
+        help_ = f"{f.metadata['help']} (default: {f.default!r})"
+        if type(f.default) is bool:
+            parser.add_argument(
+                *names, dest=f.name, type=_parse_bool, nargs="?", const=True, help=help_
+            )
+        else:
+            parser.add_argument(
+                *names, dest=f.name, type=str, metavar=type(f.default).__name__.upper(), help=help_
+            )
+    return parser
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
+def parse_args(
+    argv: list[str] | None = None, defaults: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Flags (and the recipe named by --config) -> a validated TrainConfig.
+
+    `defaults` are environment-derived defaults (SageMaker paths) that recipe and flags override.
+    """
+    parsed = vars(build_parser().parse_args(argv))
+    values: dict[str, Any] = dict(defaults or {})
+    if "config" in parsed:
+        values.update(load_recipe(parsed.pop("config")))
+    by_name = {f.name: f for f in fields(TrainConfig)}
+    for name_, raw in parsed.items():
+        values[name_] = _coerce(by_name[name_], raw, flag_name(name_))
+    return TrainConfig(**values).validate()
