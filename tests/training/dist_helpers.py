@@ -1,0 +1,93 @@
+"""Run a function on several gloo processes (torch.multiprocessing spawn) and collect results."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _worker(
+    rank: int,
+    fn: Callable[..., Any],
+    world: int,
+    local_world: int,
+    port: int,
+    out: str,
+    args: tuple,
+) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank % local_world), LOCAL_WORLD_SIZE=str(local_world),
+    )  # fmt: skip
+    dist.init_process_group("gloo")
+    try:
+        result = fn(*args)
+        Path(out, f"rank{rank}.json").write_text(json.dumps(result))
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn(
+    fn: Callable[..., Any], world: int, *args: Any, local_world: int | None = None
+) -> list[Any]:
+    """fn(*args) on `world` ranks (LOCAL_WORLD_SIZE `local_world`: ranks per simulated node);
+    returns each rank's JSON-serialisable result."""
+    with tempfile.TemporaryDirectory() as out:
+        mp.spawn(
+            _worker, args=(fn, world, local_world or world, free_port(), out, args), nprocs=world
+        )
+        return [json.loads(Path(out, f"rank{r}.json").read_text()) for r in range(world)]
+
+
+def run_configs(configs: list[dict[str, Any]]) -> list[list[float]]:
+    """Train each config in turn in the same process group; the loss curve of each."""
+    from training.config import TrainConfig
+    from training.train import run
+
+    return [[r["loss"] for r in run(TrainConfig(**c).validate())] for c in configs]
+
+
+def sharded_fill_equals_full_fill() -> bool:
+    """fill_normal on a DTensor sharded over the world (several row blocks per shard) gives the
+    rows a full tensor gets."""
+    import torch
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    from training.model import fill_normal
+
+    mesh = init_device_mesh("cpu", (dist.get_world_size(),))
+    sharded = distribute_tensor(torch.zeros(37, 5), mesh, [Shard(0)])
+    fill_normal(sharded, std=1.0, seed=4, key="k", block_elements=15)
+    full = torch.zeros(37, 5)
+    fill_normal(full, std=1.0, seed=4, key="k", block_elements=15)
+    return bool(torch.equal(sharded.full_tensor(), full))
+
+
+def resume_after_interruption(config: dict[str, Any]) -> dict[str, list[float]]:
+    """Train with checkpoints; make the last one incomplete; train again: it resumes from the
+    last complete one and must reproduce the same losses."""
+    from training.checkpoint import COMMITTED, committed_steps, step_dir
+
+    straight = run_configs([config])[0]
+    steps = committed_steps(config["checkpoint_dir"])
+    dist.barrier()
+    if dist.get_rank() == 0:
+        (step_dir(config["checkpoint_dir"], steps[-1]) / COMMITTED).unlink()
+    dist.barrier()
+    resumed = run_configs([config])[0]
+    return {"straight": straight, "resumed": resumed, "steps": [float(s) for s in steps]}
