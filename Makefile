@@ -41,6 +41,10 @@ lint: $(VENV)/.installed $(CHECKOV)
 	BC_SKIP_MAPPING=TRUE $(CHECKOV) --skip-download --quiet --compact \
 		-d .github/workflows --framework github_actions
 
+# Benchmarks print figures; they are not tests (and not in CI).
+bench-train: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_train.py
+
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 

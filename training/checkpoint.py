@@ -95,9 +95,10 @@ class Checkpointer:
         if not self.directory:
             return None
         # rank 0 decides, so every rank loads the same step even on a racy shared file system
-        choice = [committed_steps(self.directory)[-1:] or [None]]
+        steps = committed_steps(self.directory)
+        choice: list[int | None] = [steps[-1] if steps else None]
         dist.broadcast_object_list(choice, src=0)
-        step = choice[0][0]
+        step = choice[0]
         if step is None:
             return None
         path = step_dir(self.directory, step)

@@ -190,7 +190,7 @@ def load_recipe(name: str) -> dict[str, Any]:
 
 
 def _coerce(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
-    kind = type(f.default)
+    kind: type = type(f.default)
     if kind is bool:
         if isinstance(value, bool):
             return value

@@ -206,7 +206,7 @@ class HFStreaming:
 
     def __init__(self, spec: str, split: str, field: str) -> None:
         try:
-            import datasets  # type: ignore[import-not-found]
+            import datasets
         except ImportError:
             raise ConfigError(
                 f"--data: {spec!r} needs the 'datasets' package (pip install datasets)"

@@ -154,6 +154,9 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
+    rope_cos: torch.Tensor
+    rope_sin: torch.Tensor
+
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
         self.args = args
@@ -191,7 +194,7 @@ class Transformer(nn.Module):
             block = _unwrap(block)
             for norm in (block.attention_norm, block.ffn_norm):
                 norm.reset_parameters()
-            linears = {
+            linears: dict[str, tuple[nn.Linear, float]] = {
                 "attention.wq": (block.attention.wq, 0.02),
                 "attention.wk": (block.attention.wk, 0.02),
                 "attention.wv": (block.attention.wv, 0.02),
@@ -210,9 +213,11 @@ class Transformer(nn.Module):
             fill_normal(self.output.weight, std=std, seed=seed, key="output", truncate=3.0)
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
+def _unwrap(module: nn.Module) -> Block:
     """The block inside an activation-checkpoint wrapper (parallelize may add one)."""
-    return getattr(module, "_checkpoint_wrapped_module", module)
+    block = getattr(module, "_checkpoint_wrapped_module", module)
+    assert isinstance(block, Block)
+    return block
 
 
 @torch.no_grad()

@@ -34,7 +34,7 @@ class HFTokenizer:
 
     def __init__(self, name_or_path: str) -> None:
         try:
-            from transformers import AutoTokenizer  # type: ignore[import-not-found]
+            from transformers import AutoTokenizer
         except ImportError:
             raise ConfigError(
                 f"--tokenizer: {name_or_path!r} needs the 'transformers' package "

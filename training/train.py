@@ -174,7 +174,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> list[dict[str, Any]]:
             stats = StepStats(
                 step=step,
                 loss=loss_value,
-                lr=lr,
+                lr=float(lr),
                 grad_norm=float(grad_norm),
                 tokens=cfg.batch_size * cfg.seq_len,
                 step_time_s=time.perf_counter() - started,
@@ -203,7 +203,8 @@ def save_model(model: torch.nn.Module, args: Any, model_dir: str, rank: int) -> 
             full.pop("output.weight", None)  # the same tensor as tok_embeddings.weight
         out = Path(model_dir)
         out.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in full.items()}, str(out / "model.safetensors"))
+        tensors = {k: v.contiguous() for k, v in full.items() if isinstance(v, torch.Tensor)}
+        save_file(tensors, str(out / "model.safetensors"))
         (out / "config.json").write_text(json.dumps(asdict(args), indent=2) + "\n")
         log.info("saved model weights to %s", out)
     dist.barrier()

@@ -158,3 +158,70 @@ def test_byte_tokenizer_round_trips_utf8():
     text = "héllo, wörld ✓"
     ids = BYTES.encode(text)
     assert max(ids) < 256 and BYTES.decode([*ids, BYTES.eos_id]) == text
+
+
+def test_hugging_face_streaming_is_sharded_by_document(monkeypatch):
+    import sys
+    import types
+
+    calls = []
+
+    def load_dataset(name, config, split, streaming):
+        calls.append((name, config, split, streaming))
+        return iter([{"content": f"d{i}"} for i in range(4)])
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    s = stream(
+        "hf:allenai/c4:en",
+        rank=1,
+        world=2,
+        seq_len=5,
+        data_field="content",
+        data_split="validation",
+    )
+    assert BYTES.decode(s.next().tolist()) == "d1d3"
+    assert calls == [("allenai/c4", "en", "validation", True)]
+
+
+def test_hugging_face_streaming_without_datasets_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(ConfigError, match=r"^--data: 'hf:c4' needs the 'datasets' package"):
+        stream("hf:c4")
+
+
+def test_hugging_face_tokenizer_by_name(monkeypatch):
+    import sys
+    import types
+
+    from training.tokenizer import load_tokenizer
+
+    class Fake:
+        eos_token_id = 2
+
+        def __len__(self):
+            return 1000
+
+        def encode(self, text, add_special_tokens):
+            assert add_special_tokens is False  # EOS comes from the packer, once per document
+            return [ord(c) for c in text]
+
+    auto = types.SimpleNamespace(from_pretrained=lambda name: Fake())
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(AutoTokenizer=auto))
+    tok = load_tokenizer("meta-llama/Llama-3.2-1B")
+    assert (tok.vocab_size, tok.eos_id, tok.encode("ab")) == (1000, 2, [97, 98])
+    with pytest.raises(ConfigError, match="vocabulary of 1000 exceeds the model's 512"):
+        open_stream(
+            "synthetic-not", seq_len=4, vocab_size=512, seed=0, rank=0, world_size=1, tokenizer=tok
+        )
+
+
+def test_hugging_face_tokenizer_without_transformers(monkeypatch):
+    import sys
+
+    from training.tokenizer import load_tokenizer
+
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(ConfigError, match="needs the 'transformers' package"):
+        load_tokenizer("gpt2")
