@@ -34,7 +34,7 @@ TRAINING_OPERATOR_ADDON = "amazon-sagemaker-hyperpod-training-operator"
 TRAINING_OPERATOR_POLICY = "AmazonSageMakerHyperPodTrainingOperatorAccess"
 TRAINING_OPERATOR_SERVICE_ACCOUNT = "hp-training-operator-controller-manager"
 HYPERPOD_NAMESPACE = "aws-hyperpod"  # fixed by HyperPod; its components look for it
-CHART_UPSTREAM = "github.com/aws/sagemaker-hyperpod-cli (helm_chart/HyperPodHelmChart)"
+CHART_UPSTREAM = "github.com/aws/sagemaker-hyperpod-cli, helm_chart/HyperPodHelmChart"
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,9 @@ class EksPrerequisites:
                 f"kube-system: health monitoring agent, deep health checks, namespace "
                 f"{HYPERPOD_NAMESPACE}"
                 if chart
-                else "NOT INSTALLED: the HyperPod dependencies chart (health monitoring agent, "
-                f"deep health checks, namespace {HYPERPOD_NAMESPACE}) is in no chart repository; "
-                f"it lives in {CHART_UPSTREAM}. Publish it and set dependenciesChart, or install "
-                "it by hand before creating the cluster"
+                else f"NOT INSTALLED (health monitoring agent, deep health checks, namespace "
+                f"{HYPERPOD_NAMESPACE}): in no chart repository ({CHART_UPSTREAM}); publish it "
+                "and set dependenciesChart, or install it by hand before creating the cluster"
             ),
             "cert-manager": (
                 "EKS add-on cert-manager"

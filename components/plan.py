@@ -135,8 +135,19 @@ def render_text(run: ProgramRun, cost: CostEstimate | None = None) -> str:
         lines += ["", "Outputs"]
         for key, value in run.outputs.items():
             shown = SECRET_MASK if key in run.secret_outputs else value
-            lines.append(f"  {key}: {_short(shown, 100)}")
+            lines += _output_lines(key, shown, 1)
     return "\n".join(lines)
+
+
+def _output_lines(key: str, value: Any, depth: int) -> list[str]:
+    """An output; mappings one entry per line, so nested notes are read, not truncated."""
+    indent = "  " * depth
+    if isinstance(value, Mapping) and value:
+        lines = [f"{indent}{key}:"]
+        for inner_key, inner in value.items():
+            lines += _output_lines(str(inner_key), inner, depth + 1)
+        return lines
+    return [f"{indent}{key}: {_short(value, 400)}"]
 
 
 def _short(value: Any, limit: int = 60) -> str:

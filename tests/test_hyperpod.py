@@ -13,7 +13,7 @@ from components import hyperpod
 from components.config import ConfigError, parse_stack_config
 from components.guardrails import evaluate
 from components.hyperpod import HyperPodCluster, HyperPodClusterArgs
-from components.plan import guardrail_view
+from components.plan import guardrail_view, render_text
 from components.pricing import HOURS_PER_MONTH, ML_STORAGE_GB_MONTH, estimate
 from components.program import ProgramRun, Project, run_program
 from components.shared_infra import SharedInfra, SharedInfraArgs
@@ -455,9 +455,16 @@ def test_prerequisites_can_be_left_to_the_operator() -> None:
 
 def test_unpublished_dependencies_chart_is_reported_not_faked(eks: ProgramRun) -> None:
     report = eks.outputs["hyperpodClusters"]["train"]["prerequisites"]
-    assert report["dependencies-chart"].startswith("NOT INSTALLED")
+    assert report["dependencies-chart"].startswith("NOT INSTALLED (health monitoring agent")
     assert "aws/sagemaker-hyperpod-cli" in report["dependencies-chart"]
     assert eks.of_type("kubernetes:helm.sh/v3:Release") == []
+
+
+def test_text_plan_prints_what_is_left_to_the_operator_in_full(eks: ProgramRun) -> None:
+    report = eks.outputs["hyperpodClusters"]["train"]["prerequisites"]
+    text = render_text(eks)
+    assert f"        dependencies-chart: {report['dependencies-chart']}" in text.splitlines()
+    assert "      prerequisites:" in text.splitlines()
 
 
 def test_slurm_cluster_installs_nothing_on_eks(slurm: ProgramRun) -> None:
