@@ -117,6 +117,17 @@ def _imdsv2_on_nodes(r: Resource, config: Mapping[str, Any]) -> Iterable[str]:
 
 
 def _gpu_groups_tainted(r: Resource, config: Mapping[str, Any]) -> Iterable[str]:
+    if r.type == HYPERPOD_TYPE and (r.props.get("orchestrator") or {}).get("eks"):
+        for group in r.props.get("instanceGroups") or []:
+            if not gpus_per_instance(str(group.get("instanceType") or "")):
+                continue
+            taints = (group.get("kubernetesConfig") or {}).get("taints") or []
+            if not any(
+                t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NoSchedule" for t in taints
+            ):
+                name = group.get("instanceGroupName")
+                yield f"HyperPod GPU group {name} lacks the taint nvidia.com/gpu:NoSchedule"
+        return
     if r.type not in NODE_GROUP_TYPES or not _is_gpu_node_group(r):
         return
     taints = r.props.get("taints") or []
@@ -270,7 +281,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "gpu-nodes-tainted",
-        "GPU node groups carry the nvidia.com/gpu NoSchedule taint",
+        "GPU node groups (and HyperPod EKS GPU groups) carry the nvidia.com/gpu NoSchedule taint",
         check=_gpu_groups_tainted,
     ),
     Rule(

@@ -23,6 +23,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_aws_native as aws_native
 
+from components.catalog import gpus_per_instance
 from components.hyperpod_eks import EksPrerequisites, dependencies_chart, eks_addons
 from components.iam import (
     HYPERPOD_INSTANCE_MANAGED_POLICY,
@@ -34,6 +35,9 @@ from components.iam import (
 from components.security_groups import rule, security_group
 from components.shared_infra import SharedInfra
 
+# GPU nodes of EKS-orchestrated groups carry this taint (as GpuEksCluster's GPU groups do), so
+# only pods that tolerate it (training jobs) land on them.
+GPU_TAINT_KEY = "nvidia.com/gpu"
 LIFECYCLE_PACKAGE_DIR = "hyperpod_lifecycle"
 ON_CREATE = "on_create.sh"
 PARAMS_FILE = "provisioning_parameters.json"
@@ -406,7 +410,12 @@ class HyperPodCluster(pulumi.ComponentResource):
     ) -> aws_native.sagemaker.ClusterInstanceGroupArgs:
         sagemaker = aws_native.sagemaker
         kubernetes = None
-        if args.orchestrator == "eks" and (group.labels or group.taints):
+        taints = list(group.taints)
+        if gpus_per_instance(group.instance_type) and not any(
+            t.key == GPU_TAINT_KEY for t in taints
+        ):
+            taints.append(Taint(GPU_TAINT_KEY, "true", "NoSchedule"))
+        if args.orchestrator == "eks" and (group.labels or taints):
             kubernetes = sagemaker.ClusterKubernetesConfigArgs(
                 labels=dict(group.labels) or None,
                 taints=[
@@ -415,7 +424,7 @@ class HyperPodCluster(pulumi.ComponentResource):
                         value=t.value,
                         effect=sagemaker.ClusterKubernetesTaintEffect(t.effect),
                     )
-                    for t in group.taints
+                    for t in taints
                 ]
                 or None,
             )

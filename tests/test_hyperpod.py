@@ -137,6 +137,35 @@ def test_instance_groups_reach_the_engine_as_configured(eks: ProgramRun) -> None
     }
 
 
+def test_eks_gpu_groups_are_tainted_for_gpu_pods_only(eks: ProgramRun) -> None:
+    run = build_cluster(
+        {
+            **EKS_CLUSTER,
+            "instanceGroups": [{"name": "g5", "instanceType": "ml.g5.12xlarge", "count": 1}],
+        }
+    )
+    assert groups(run)["g5"]["kubernetesConfig"] == {
+        "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+    }
+    # A group's own nvidia.com/gpu taint is kept, not doubled.
+    assert groups(eks)["p5"]["kubernetesConfig"]["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+    ]
+
+
+def test_untainted_hyperpod_gpu_group_is_flagged(eks: ProgramRun) -> None:
+    (view,) = [v for v in guardrail_view(eks) if v.type == CLUSTER]
+    stripped = [
+        {k: v for k, v in g.items() if k != "kubernetesConfig"}
+        for g in view.props["instanceGroups"]
+    ]
+    untainted = replace(view, props={**view.props, "instanceGroups": stripped})
+    findings = evaluate([untainted], {"all": "mandatory"})
+    assert [f.message for f in findings if f.rule == "gpu-nodes-tainted"] == [
+        "HyperPod GPU group p5 lacks the taint nvidia.com/gpu:NoSchedule"
+    ]
+
+
 def test_group_defaults_disable_smt_and_skip_optional_settings(eks: ProgramRun) -> None:
     cpu = groups(eks)["cpu"]
     assert cpu["threadsPerCore"] == 1
