@@ -400,6 +400,11 @@ class HyperPodClusterConfig(_Model):
                 raise _KeyError(f"instanceGroups[{index}].{key}", "is for orchestrator slurm only")
 
     @property
+    def joins_stack_cluster(self) -> bool:
+        """EKS orchestration on the stack's own GpuEksCluster (no ARN of another cluster)."""
+        return self.orchestrator == "eks" and self.eks_cluster_arn is None
+
+    @property
     def slurm_groups(self) -> dict[str, list[HyperPodInstanceGroup]]:
         """Instance groups by Slurm role."""
         roles: dict[str, list[HyperPodInstanceGroup]] = {
@@ -705,10 +710,11 @@ class StackConfig(_Model):
                     f"{cluster.subnet_index} is out of range: "
                     f"the stack has {self.private_subnet_count} private subnets",
                 )
-            if cluster.orchestrator == "eks" and cluster.eks_cluster_arn is None:
+            if cluster.orchestrator == "eks" and cluster.eks_cluster_arn is None and not self.eks:
                 raise _KeyError(
                     f"{key}.eksClusterArn",
-                    "is required with orchestrator eks (the EKS cluster the nodes join)",
+                    "is required with orchestrator eks when the stack has no eks cluster "
+                    "(mlplatform:eks): the EKS cluster the nodes join",
                 )
             no_nat = self.existing_vpc_id is None and self.nat_gateways == "none"
             if cluster.internet_egress and no_nat:

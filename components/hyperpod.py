@@ -89,6 +89,11 @@ class HyperPodClusterArgs:
     instance_groups: Sequence[InstanceGroupArgs]
     orchestrator: Literal["eks", "slurm"] = "eks"
     eks_cluster_arn: pulumi.Input[str] | None = None
+    # The EKS cluster's security group (control plane and its other nodes): all traffic both
+    # ways, as pods, kubelet and webhooks need. None for a cluster given only by ARN.
+    eks_security_group_id: pulumi.Input[str] | None = None
+    # What the cluster waits for, e.g. the EKS cluster it joins when its ARN is only computed.
+    depends_on: Sequence[pulumi.Resource] = ()
     subnet_index: int = 0
     node_recovery: Literal["Automatic", "None"] = "Automatic"
     continuous_provisioning: bool = True
@@ -212,7 +217,7 @@ class HyperPodCluster(pulumi.ComponentResource):
 
         eks = args.eks_prerequisites if args.orchestrator == "eks" else None
         # AWS installs the dependencies chart before the cluster, the add-ons after it.
-        chart = dependencies_chart(name, eks, parent=self) if eks else None
+        chart = dependencies_chart(name, eks, self, after=args.depends_on) if eks else None
         sagemaker = aws_native.sagemaker
         cluster = sagemaker.Cluster(
             name,
@@ -246,7 +251,9 @@ class HyperPodCluster(pulumi.ComponentResource):
                 if args.tiered_storage_memory_percent is not None
                 else None
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[chart] if chart else []),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*args.depends_on, *([chart] if chart else [])]
+            ),
         )
         self.cluster_arn = cluster.cluster_arn
         self.cluster_name = cluster.cluster_name.apply(lambda n: n or name)
@@ -319,6 +326,8 @@ class HyperPodCluster(pulumi.ComponentResource):
             child,
             prefix_list_id=shared.s3_prefix_list_id,
         )
+        if args.eks_security_group_id is not None:
+            self._eks_rules(name, group.id, args.eks_security_group_id)
         if args.internet_egress:
             rule(
                 "egress",
@@ -329,6 +338,41 @@ class HyperPodCluster(pulumi.ComponentResource):
                 cidr="0.0.0.0/0",
             )
         return group.id
+
+    def _eks_rules(
+        self, name: str, group_id: pulumi.Input[str], eks_group_id: pulumi.Input[str]
+    ) -> None:
+        """HyperPod nodes are Kubernetes nodes of the EKS cluster: the API server reaches their
+        kubelets and webhooks, and pods on them talk to pods on the cluster's other nodes."""
+        child = pulumi.ResourceOptions(parent=self)
+        all_traffic: dict[str, Any] = {"ports": None, "protocol": "-1"}
+        rule(
+            "ingress",
+            f"{name}-nodes-from-eks",
+            group_id,
+            "All traffic from the EKS control plane and the cluster's other nodes",
+            child,
+            peer_group_id=eks_group_id,
+            **all_traffic,
+        )
+        rule(
+            "egress",
+            f"{name}-nodes-to-eks",
+            group_id,
+            "All traffic to the EKS control plane and the cluster's other nodes",
+            child,
+            peer_group_id=eks_group_id,
+            **all_traffic,
+        )
+        rule(
+            "ingress",
+            f"{name}-eks-from-nodes",
+            eks_group_id,
+            f"All traffic from the nodes of HyperPod cluster {name}",
+            child,
+            peer_group_id=group_id,
+            **all_traffic,
+        )
 
     def _file_system(
         self, name: str, fsx: FsxLustreArgs, args: HyperPodClusterArgs, subnet_id: pulumi.Input[str]

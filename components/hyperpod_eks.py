@@ -87,7 +87,10 @@ class EksPrerequisites:
 
 
 def dependencies_chart(
-    name: str, prerequisites: EksPrerequisites, parent: pulumi.Resource
+    name: str,
+    prerequisites: EksPrerequisites,
+    parent: pulumi.Resource,
+    after: Sequence[pulumi.Resource] = (),
 ) -> k8s.helm.v3.Release | None:
     """The HyperPod dependencies chart, when its source is configured. AWS installs it into
     kube-system before the HyperPod cluster is created."""
@@ -106,7 +109,9 @@ def dependencies_chart(
         atomic=True,
         cleanup_on_fail=True,
         timeout=600,
-        opts=pulumi.ResourceOptions(parent=parent, provider=prerequisites.k8s_provider),
+        opts=pulumi.ResourceOptions(
+            parent=parent, provider=prerequisites.k8s_provider, depends_on=list(after)
+        ),
     )
 
 

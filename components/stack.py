@@ -108,10 +108,12 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         else None
     )
 
+    # EKS-orchestrated HyperPod clusters join the stack's GpuEksCluster unless given another
+    # cluster's ARN.
     hyperpods = {
         hp.name: HyperPodCluster(
             f"{prefix}-{hp.name}",
-            hyperpod_args(hp, shared, protect_data=config.protect_data),
+            hyperpod_args(hp, shared, protect_data=config.protect_data, eks_cluster=cluster),
             opts=opts,
         )
         for hp in config.hyperpod_clusters
@@ -154,15 +156,23 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
 
 
 def hyperpod_args(
-    config: HyperPodClusterConfig, shared: SharedInfra, *, protect_data: bool
+    config: HyperPodClusterConfig,
+    shared: SharedInfra,
+    *,
+    protect_data: bool,
+    eks_cluster: GpuEksCluster | None = None,
 ) -> HyperPodClusterArgs:
     """Validated HyperPod config -> the component's Args."""
     fsx = config.fsx
     tiered = config.tiered_storage
+    # The stack's cluster ARN is computed, not read from the cluster: wait for it explicitly.
+    stack_cluster = eks_cluster if config.joins_stack_cluster else None
     return HyperPodClusterArgs(
         shared=shared,
         orchestrator=config.orchestrator,
-        eks_cluster_arn=config.eks_cluster_arn,
+        eks_cluster_arn=stack_cluster.cluster_arn if stack_cluster else config.eks_cluster_arn,
+        eks_security_group_id=stack_cluster.node_security_group_id if stack_cluster else None,
+        depends_on=[stack_cluster] if stack_cluster else [],
         instance_groups=[
             InstanceGroupArgs(
                 name=g.name,
@@ -202,7 +212,7 @@ def hyperpod_args(
             dependencies_chart=(
                 ChartSource(**chart.model_dump()) if (chart := config.dependencies_chart) else None
             ),
-            k8s_provider=None,
+            k8s_provider=stack_cluster.provider if stack_cluster else None,
         ),
     )
 

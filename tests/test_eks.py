@@ -404,10 +404,10 @@ def test_guardrails_see_the_node_groups_of_the_real_stacks(production: ProgramRu
     views = guardrail_view(production)
     groups = [v for v in views if v.type == NODE_GROUP]
     assert len(groups) == 3
-    # 4 x g5.12xlarge (4 GPUs) + 4 x p4d.24xlarge (8 GPUs)
+    # 4 x g5.12xlarge (4 GPUs) + 4 x p4d.24xlarge (8 GPUs) + HyperPod's 4 x ml.p5.48xlarge (8)
     findings = evaluate(views, {"all": "mandatory", "gpu-capacity-bounded": {"maxGpus": 40}})
     assert [f.message for f in findings] == [
-        "stack can scale to 48 GPUs, above its limit of 40 (maxGpus)"
+        "stack can scale to 80 GPUs, above its limit of 40 (maxGpus)"
     ]
 
 

@@ -501,6 +501,77 @@ def test_slurm_cluster_installs_nothing_on_eks(slurm: ProgramRun) -> None:
     assert slurm.outputs["hyperpodClusters"]["hpc"]["prerequisites"] == {}
 
 
+# --- on the stack's own GpuEksCluster ---------------------------------------------------------------
+
+CHART = {
+    "chart": "oci://123456789012.dkr.ecr.us-east-1.amazonaws.com/charts/hyperpod",
+    "version": "0.1.0",
+}
+ON_STACK_CLUSTER = {
+    **{k: v for k, v in EKS_CLUSTER.items() if k != "eksClusterArn"},
+    "dependenciesChart": CHART,
+}
+
+
+@pytest.fixture(scope="module")
+def on_stack_eks() -> ProgramRun:
+    return build_cluster(ON_STACK_CLUSTER, **{"mlplatform:eks": {}})
+
+
+def test_hyperpod_joins_the_stacks_eks_cluster(on_stack_eks: ProgramRun) -> None:
+    inputs = cluster_inputs(on_stack_eks)
+    assert inputs["orchestrator"] == {"eks": {"clusterArn": on_stack_eks.outputs["clusterArn"]}}
+    names = {a.inputs["clusterName"] for a in addons(on_stack_eks).values()}
+    assert names == {on_stack_eks.outputs["clusterName"]}
+
+
+def test_hyperpod_waits_for_the_eks_cluster(on_stack_eks: ProgramRun) -> None:
+    (cluster,) = on_stack_eks.of_type(CLUSTER)
+    (eks_cluster,) = on_stack_eks.of_type("eks:index:Cluster")
+    assert eks_cluster.urn in cluster.depends_on
+
+
+def test_nodes_and_the_eks_cluster_reach_each_other(on_stack_eks: ProgramRun) -> None:
+    (group_id,) = cluster_inputs(on_stack_eks)["vpcConfig"]["securityGroupIds"]
+    eks_group = on_stack_eks.outputs["nodeSecurityGroupId"]
+    pairs = {
+        (r.type.split(":")[-1], r.inputs["securityGroupId"], r.inputs["referencedSecurityGroupId"])
+        for r in rules_of(on_stack_eks, group_id) + rules_of(on_stack_eks, eks_group)
+        if r.inputs.get("referencedSecurityGroupId") in (group_id, eks_group)
+        and r.inputs["ipProtocol"] == "-1"
+    }
+    assert {
+        ("SecurityGroupIngressRule", group_id, eks_group),
+        ("SecurityGroupEgressRule", group_id, eks_group),
+        ("SecurityGroupIngressRule", eks_group, group_id),
+    } <= pairs
+
+
+def test_configured_dependencies_chart_is_installed_before_the_cluster(
+    on_stack_eks: ProgramRun,
+) -> None:
+    (release,) = [
+        r
+        for r in on_stack_eks.of_type("kubernetes:helm.sh/v3:Release")
+        if r.name.endswith("-dependencies")
+    ]
+    assert release.inputs["chart"] == CHART["chart"]
+    assert release.inputs["version"] == "0.1.0"
+    assert release.inputs["namespace"] == "kube-system"
+    (k8s_provider,) = on_stack_eks.of_type("pulumi:providers:kubernetes")
+    assert release.provider.startswith(k8s_provider.urn)
+    (cluster,) = on_stack_eks.of_type(CLUSTER)
+    assert release.urn in cluster.depends_on
+    report = on_stack_eks.outputs["hyperpodClusters"]["train"]["prerequisites"]
+    assert report["dependencies-chart"].startswith("Helm release hyperpod-dependencies")
+
+
+def test_cluster_by_arn_gets_no_eks_security_group_rules(eks: ProgramRun) -> None:
+    (group_id,) = cluster_inputs(eks)["vpcConfig"]["securityGroupIds"]
+    peers = {r.inputs.get("referencedSecurityGroupId") for r in rules_of(eks, group_id)}
+    assert peers == {None, group_id}
+
+
 # --- outputs, cost, guardrails ---------------------------------------------------------------------
 
 
@@ -620,7 +691,8 @@ INVALID = [
     ),
     (
         {"name": "a", "instanceGroups": [group()]},
-        f"{KEY}.eksClusterArn: is required with orchestrator eks (the EKS cluster the nodes join)",
+        f"{KEY}.eksClusterArn: is required with orchestrator eks when the stack has no eks cluster "
+        "(mlplatform:eks): the EKS cluster the nodes join",
     ),
     (
         {
@@ -772,3 +844,36 @@ def test_component_refuses_what_config_refuses(changes: dict[str, Any], message:
 
     with pytest.raises(ValueError, match=message):
         run_program(program, project="p", stack="s", config={"aws:region": "us-east-1"})
+
+
+# --- the real production stack -------------------------------------------------------------------
+
+
+def test_production_runs_hyperpod_on_its_gpu_eks_cluster(production: ProgramRun) -> None:
+    inputs = cluster_inputs(production)
+    assert inputs["orchestrator"] == {"eks": {"clusterArn": production.outputs["clusterArn"]}}
+    assert inputs["nodeRecovery"] == "Automatic"
+    assert inputs["nodeProvisioningMode"] == "Continuous"
+    assert inputs["tieredStorageConfig"]["mode"] == "Enable"
+    (p5,) = inputs["instanceGroups"]
+    assert (p5["instanceType"], p5["instanceCount"]) == ("ml.p5.48xlarge", 4)
+    (fsx,) = production.of_type(LUSTRE)
+    assert fsx.protect and fsx.retain_on_delete
+
+
+def test_production_cost_counts_the_hyperpod_groups_at_size(production: ProgramRun) -> None:
+    cost = estimate(production)
+    (item,) = [i for i in cost.items if i.type == CLUSTER]
+    assert item.monthly_usd == pytest.approx(
+        4 * (98.32 * HOURS_PER_MONTH + 1000 * ML_STORAGE_GB_MONTH)
+    )
+    assert cost.by_component()["HyperPodCluster mlplatform-production-train"] == pytest.approx(
+        item.monthly_usd + 4800 * 0.21
+    )
+
+
+def test_production_hyperpod_passes_its_mandatory_guardrails(production: ProgramRun) -> None:
+    config = json.loads((ROOT / "policy" / "config-production.json").read_text())
+    hyperpod_urns = {r.urn for r in production.resources if "mlplatform-production-train" in r.urn}
+    findings = [f for f in evaluate(guardrail_view(production), config) if f.urn in hyperpod_urns]
+    assert hyperpod_urns and findings == []

@@ -69,8 +69,9 @@ def test_components_use_the_mlplatform_type_tokens(production: ProgramRun) -> No
 def test_children_are_parented_to_their_component(production: ProgramRun) -> None:
     (shared,) = production.of_type("mlplatform:index:SharedInfra")
     (cluster,) = production.of_type("mlplatform:index:GpuEksCluster")
+    (hyperpod,) = production.of_type("mlplatform:index:HyperPodCluster")
     endpoints = production.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
-    assert len(endpoints) == 11
+    assert len(endpoints) == 12
     assert all(r.parent == shared.urn for r in endpoints)
     prefix = "mlplatform-production"
     assert {r.name: r.parent for r in production.of_type("aws:iam/role:Role")} == {
@@ -79,6 +80,8 @@ def test_children_are_parented_to_their_component(production: ProgramRun) -> Non
         f"{prefix}-vpc-cni-irsa": cluster.urn,
         f"{prefix}-ebs-csi-irsa": cluster.urn,
         f"{prefix}-cluster-autoscaler-irsa": cluster.urn,
+        f"{prefix}-train-execution-role": hyperpod.urn,
+        f"{prefix}-train-training-operator-role": hyperpod.urn,
     }
 
 
