@@ -874,6 +874,7 @@ def test_production_cost_counts_the_hyperpod_groups_at_size(production: ProgramR
 
 def test_production_hyperpod_passes_its_mandatory_guardrails(production: ProgramRun) -> None:
     config = json.loads((ROOT / "policy" / "config-production.json").read_text())
-    hyperpod_urns = {r.urn for r in production.resources if "mlplatform-production-train" in r.urn}
+    (component,) = production.of_type("mlplatform:index:HyperPodCluster")
+    hyperpod_urns = {r.urn for r in production.resources if r.parent == component.urn}
     findings = [f for f in evaluate(guardrail_view(production), config) if f.urn in hyperpod_urns]
     assert hyperpod_urns and findings == []
