@@ -128,7 +128,17 @@ class TrainConfig:
 
         if self.model not in PRESETS:
             raise ConfigError(f"--model: {self.model!r} is not one of {', '.join(PRESETS)}")
+        self._check_paths()
         return self
+
+    def _check_paths(self) -> None:
+        """Refuse outputs that can only fail later, after hours of training."""
+        for name in ("checkpoint_dir", "model_dir"):
+            value = getattr(self, name)
+            if value and Path(value).exists() and not Path(value).is_dir():
+                raise ConfigError(f"{flag_name(name)}: {value!r} is a file, not a directory")
+        if self.metrics_file and Path(self.metrics_file).is_dir():
+            raise ConfigError(f"--metrics-file: {self.metrics_file!r} is a directory, not a file")
 
     def validate_world(self, world_size: int, local_world_size: int) -> None:
         """Checks that need the job's shape: batch divisibility and the hybrid mesh."""
@@ -175,8 +185,10 @@ def load_recipe(name: str) -> dict[str, Any]:
         raise ConfigError(f"--config: {name!r} is not a file or a recipe ({known})")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config: {path}: cannot read ({exc})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--config: {path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"--config: {path}: not valid YAML ({_yaml_problem(exc)})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"--config: {path}: expected a mapping of settings")
     known_fields = {f.name: f for f in fields(TrainConfig)}
@@ -185,8 +197,15 @@ def load_recipe(name: str) -> dict[str, Any]:
         name_ = str(key).replace("-", "_")
         if name_ not in known_fields:
             raise ConfigError(f"--config: {path}: unknown key {key!r}")
-        values[name_] = _coerce(known_fields[name_], value, f"{path}: {key}")
+        values[name_] = _coerce(known_fields[name_], value, f"--config: {path}: {key}")
     return values
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one line: the problem and where it is."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}" if mark is not None else problem
 
 
 def _coerce(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
@@ -212,7 +231,8 @@ def _coerce(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
 
 class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own errors, same shape as ours
-        raise ConfigError(message)
+        # argparse quotes the user's words verbatim; a newline in them must not split the line
+        raise ConfigError(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def build_parser() -> argparse.ArgumentParser:
