@@ -40,6 +40,13 @@ lint: $(VENV)/.installed $(CHECKOV)
 	git ls-files -z '*Dockerfile' | xargs -0 -r $(BIN)/hadolint
 	BC_SKIP_MAPPING=TRUE $(CHECKOV) --skip-download --quiet --compact \
 		-d .github/workflows --framework github_actions
+	BC_SKIP_MAPPING=TRUE $(CHECKOV) --skip-download --quiet --compact -d docker --framework dockerfile
+	# Every Kubernetes object and runner pod the stacks create, rendered from their offline plans.
+	rm -rf build/manifests
+	$(BIN)/python -m components.manifests staging build/manifests/staging
+	$(BIN)/python -m components.manifests production build/manifests/production
+	BC_SKIP_MAPPING=TRUE $(CHECKOV) --skip-download --quiet --compact \
+		-d build/manifests --framework kubernetes
 
 # Benchmarks print figures; they are not tests (and not in CI).
 bench-train: $(VENV)/.installed

@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -65,6 +66,10 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
+
+
+# What an undecryptable `secure:` value stands for outside the Pulumi engine.
+SECURE_PLACEHOLDER = "[secret]"
 
 
 class ConfigError(pulumi.RunError):
@@ -597,6 +602,100 @@ class EksConfig(_Model):
         return self
 
 
+_GITHUB_CONFIG_URL = re.compile(
+    r"^https://(github\.com|[a-z0-9.-]+)/[A-Za-z0-9][A-Za-z0-9-]{0,38}(/[A-Za-z0-9._-]{1,100})?$"
+)
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+
+
+class RunnerClassConfig(_Model):
+    """One ARC runner scale set; its name is the `runs-on` label workflows use."""
+
+    name: str
+    gpu: bool = False
+    # The GPU node group the runners run on (default: the first GPU group).
+    node_group: str | None = None
+    gpus: int = Field(default=1, ge=1, le=8)
+    min_runners: int = Field(default=0, ge=0, le=100)
+    max_runners: int = Field(default=4, ge=1, le=100)
+    cpu: str = "2"
+    memory: str = "8Gi"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _DNS_LABEL.match(name):
+            raise ValueError(
+                f"{name!r} is not a runner class name "
+                "(lowercase letters, digits and hyphens, at most 40)"
+            )
+        return name
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantity(cls, quantity: str) -> str:
+        if not _QUANTITY.match(quantity):
+            raise ValueError(f"{quantity!r} is not a Kubernetes quantity")
+        return quantity
+
+    @model_validator(mode="after")
+    def _combinations(self) -> RunnerClassConfig:
+        if self.max_runners < self.min_runners:
+            raise _KeyError("maxRunners", f"{self.max_runners} is below minRunners")
+        if not self.gpu and self.node_group is not None:
+            raise _KeyError("nodeGroup", "is for GPU runner classes (gpu: true)")
+        return self
+
+
+DEFAULT_RUNNER_CLASSES = (
+    RunnerClassConfig(name="cpu"),
+    RunnerClassConfig(name="gpu", gpu=True, cpu="4", memory="16Gi"),
+)
+
+
+class ArcConfig(_Model):
+    """GitHub Actions Runner Controller on the stack's EKS cluster (ArcRunners)."""
+
+    # The organization or repository the runners register with.
+    github_config_url: str
+    # GitHub App (app ID and installation ID here, private key in the secret config key
+    # githubAppPrivateKey), or a token (secret config key githubToken) as the fallback.
+    auth: Literal["app", "token"] = "app"
+    github_app_id: int | None = Field(default=None, ge=1)
+    github_app_installation_id: int | None = Field(default=None, ge=1)
+    runner_group: str = "default"
+    runner_classes: tuple[RunnerClassConfig, ...] = DEFAULT_RUNNER_CLASSES
+    # Build the runner images (docker/runner-*) into ECR with Pulumi; off: the official image.
+    build_images: bool = True
+
+    @field_validator("github_config_url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if not _GITHUB_CONFIG_URL.match(url):
+            raise ValueError(
+                f"{url!r} is not a GitHub organization or repository URL "
+                "(https://github.com/<org>[/<repo>])"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _combinations(self) -> ArcConfig:
+        if self.auth == "app":
+            for key, value in (
+                ("githubAppId", self.github_app_id),
+                ("githubAppInstallationId", self.github_app_installation_id),
+            ):
+                if value is None:
+                    raise _KeyError(key, "is required with auth app")
+        names = [runner.name for runner in self.runner_classes]
+        if not names:
+            raise _KeyError("runnerClasses", "must list at least one runner class")
+        for index, runner in enumerate(self.runner_classes):
+            if names.index(runner.name) != index:
+                raise _KeyError(f"runnerClasses[{index}].name", f"{runner.name!r} is used twice")
+        return self
+
+
 class StackConfig(_Model):
     """Every setting of one stack. Field names are the config keys (camelCase in the file)."""
 
@@ -624,6 +723,11 @@ class StackConfig(_Model):
     hyperpod_clusters: tuple[HyperPodClusterConfig, ...] = ()
     # GPU Kubernetes (GpuEksCluster); none when absent.
     eks: EksConfig | None = None
+    # GitHub Actions runners on that cluster (ArcRunners); none when absent.
+    arc: ArcConfig | None = None
+    # Secrets (`pulumi config set --secret`): the GitHub App's private key, or a token.
+    github_app_private_key: SecretStr | None = None
+    github_token: SecretStr | None = None
 
     @field_validator("region")
     @classmethod
@@ -735,6 +839,8 @@ class StackConfig(_Model):
                     f"{key}.dependenciesChart",
                     "needs the stack's own EKS cluster (no kubeconfig for a cluster given by ARN)",
                 )
+        if self.arc is not None:
+            self._check_arc(self.arc)
         if self.eks is not None:
             for index, group in enumerate(self.eks.gpu_node_groups):
                 if group.efa and group.subnet_index >= self.private_subnet_count:
@@ -744,6 +850,40 @@ class StackConfig(_Model):
                         f"the stack has {self.private_subnet_count} private subnets",
                     )
         return self
+
+    def _check_arc(self, arc: ArcConfig) -> None:
+        if self.eks is None:
+            raise _KeyError("arc", "needs the stack's EKS cluster (mlplatform:eks)")
+        if arc.auth == "app" and self.github_app_private_key is None:
+            raise _KeyError(
+                "githubAppPrivateKey",
+                "is required with arc.auth app (pulumi config set --secret "
+                "mlplatform:githubAppPrivateKey < key.pem)",
+            )
+        if arc.auth == "token" and self.github_token is None:
+            raise _KeyError(
+                "githubToken",
+                "is required with arc.auth token "
+                "(pulumi config set --secret mlplatform:githubToken)",
+            )
+        groups = [group.name for group in self.eks.gpu_node_groups]
+        for index, runner in enumerate(arc.runner_classes):
+            if not runner.gpu:
+                continue
+            key = f"arc.runnerClasses[{index}].nodeGroup"
+            if not groups:
+                raise _KeyError(
+                    key, "a GPU runner class needs a GPU node group (eks.gpuNodeGroups)"
+                )
+            if runner.node_group is not None and runner.node_group not in groups:
+                raise _KeyError(key, f"{runner.node_group!r} is not a GPU node group")
+            group = self.eks.gpu_node_groups[groups.index(runner.node_group or groups[0])]
+            if runner.gpus > group.gpus_per_node:
+                raise _KeyError(
+                    f"arc.runnerClasses[{index}].gpus",
+                    f"{runner.gpus} is more than a node of {group.name!r} has "
+                    f"({group.gpus_per_node})",
+                )
 
     @property
     def private_subnet_count(self) -> int:
@@ -808,6 +948,9 @@ def load_stack_config() -> StackConfig:
 
 def _decode(value: Any) -> Any:
     """The engine passes structured config as JSON strings; YAML gives native values."""
+    if isinstance(value, Mapping) and set(value) == {"secure"}:
+        # A stack file read directly: only the Pulumi CLI can decrypt this value.
+        return SECURE_PLACEHOLDER
     if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
             return json.loads(value)

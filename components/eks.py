@@ -11,6 +11,7 @@ so this component uses only its documented outputs, never `eks_cluster` (a resou
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,7 @@ class GpuEksCluster(pulumi.ComponentResource):
     node_role_arn: pulumi.Output[str]
     node_groups: dict[str, eks.ManagedNodeGroup]
     gpu_node_groups: Sequence[NodeGroupArgs]
+    system_node_group_name: str
 
     def __init__(
         self, name: str, args: GpuEksClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -120,6 +122,7 @@ class GpuEksCluster(pulumi.ComponentResource):
                 raise ValueError(f"{name}: node group {group.name}: instance type without EFA")
         self.cluster_name = name
         self.gpu_node_groups = list(args.gpu_node_groups)
+        self.system_node_group_name = args.system_node_group.name
         self._args = args
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
@@ -235,6 +238,8 @@ class GpuEksCluster(pulumi.ComponentResource):
                 role=self._irsa_role(
                     "vpc-cni", "kube-system", "aws-node", ["AmazonEKS_CNI_Policy"]
                 ),
+                # Enforce Kubernetes NetworkPolicies (ArcRunners isolates its runner pods).
+                configuration={"enableNetworkPolicy": "true"},
             ),
             self._addon("kube-proxy"),
             self._addon("eks-pod-identity-agent"),
@@ -310,6 +315,7 @@ class GpuEksCluster(pulumi.ComponentResource):
         addon: str,
         *,
         role: aws.iam.Role | None = None,
+        configuration: Mapping[str, Any] | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> aws.eks.Addon:
         """An EKS managed add-on at the default version for the cluster's Kubernetes version."""
@@ -318,6 +324,7 @@ class GpuEksCluster(pulumi.ComponentResource):
             cluster_name=self.cluster_name,
             addon_name=addon,
             service_account_role_arn=role.arn if role else None,
+            configuration_values=json.dumps(configuration) if configuration else None,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="PRESERVE",
             opts=pulumi.ResourceOptions(

@@ -29,6 +29,9 @@ class Chart:
     repo: str | None = None
 
 
+ARC_CHARTS = "oci://ghcr.io/actions/actions-runner-controller-charts"
+ARC_VERSION = "0.12.1"
+
 # Every chart the platform installs, pinned. Bump here, nowhere else.
 CHARTS: dict[str, Chart] = {
     "nvidia-device-plugin": Chart(
@@ -40,6 +43,11 @@ CHARTS: dict[str, Chart] = {
     "cluster-autoscaler": Chart(
         "cluster-autoscaler", "9.46.6", "https://kubernetes.github.io/autoscaler"
     ),
+    # ARC: controller and scale sets must be the same version.
+    "gha-runner-scale-set-controller": Chart(
+        f"{ARC_CHARTS}/gha-runner-scale-set-controller", ARC_VERSION
+    ),
+    "gha-runner-scale-set": Chart(f"{ARC_CHARTS}/gha-runner-scale-set", ARC_VERSION),
 }
 
 

@@ -170,6 +170,7 @@ class PlatformMocks(Mocks):
                 outputs["repositoryUrl"] = (
                     f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{resource_name}"
                 )
+                outputs["registryId"] = ACCOUNT_ID
             return resource_name, outputs
         if typ in _ID_PREFIXES:
             resource_id = f"{_ID_PREFIXES[typ]}-{_digest(typ, name)}"
@@ -191,6 +192,19 @@ class PlatformMocks(Mocks):
             if typ == "aws:ec2/placementGroup:PlacementGroup":
                 outputs["name"] = physical or f"{name}-{_digest(typ, name, length=7)}"
             return resource_id, outputs
+        if typ == "docker-build:index:Image":
+            # What a build would report: the pushed manifest's digest, and the first tag by it.
+            digest = (
+                "sha256:"
+                + hashlib.sha256(
+                    json.dumps(inputs, sort_keys=True, default=str).encode()
+                ).hexdigest()
+            )
+            outputs["digest"] = digest
+            tags = inputs.get("tags") or []
+            if tags:
+                outputs["ref"] = f"{str(tags[0]).rsplit(':', 1)[0]}@{digest}"
+            return f"{name}-{_digest(typ, name, length=8)}", outputs
         if typ == "aws:eks/addon:Addon":
             cluster, addon = inputs.get("clusterName"), inputs.get("addonName")
             outputs["arn"] = self.arn(
@@ -285,6 +299,13 @@ def mock_kubeconfig(cluster_name: str, endpoint: str, region: str) -> dict[str, 
             }
         ],
     }
+
+
+def unwrap_secret(value: Any) -> Any:
+    """A recorded input that was a secret as a whole arrives in its envelope; return the value."""
+    if isinstance(value, dict) and value.get(_SIG_KEY) == _SECRET_SIG:
+        return value.get("value")
+    return value
 
 
 def _mask_secrets(value: struct_pb2.Value) -> None:

@@ -12,8 +12,17 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_aws_native as aws_native
 
-from components.config import PROJECT, EksConfig, HyperPodClusterConfig, StackConfig
-from components.eks import GpuEksCluster, GpuEksClusterArgs, NodeGroupArgs
+from components.arc_runners import (
+    OFFICIAL_RUNNER_IMAGE,
+    RUNNER_VERSION,
+    ArcRunners,
+    ArcRunnersArgs,
+    GitHubAppAuth,
+    GitHubTokenAuth,
+    RunnerClassArgs,
+)
+from components.config import PROJECT, ArcConfig, EksConfig, HyperPodClusterConfig, StackConfig
+from components.eks import NODE_GROUP_LABEL, GpuEksCluster, GpuEksClusterArgs, NodeGroupArgs
 from components.hyperpod import (
     FsxLustreArgs,
     HyperPodCluster,
@@ -22,6 +31,7 @@ from components.hyperpod import (
     Taint,
 )
 from components.hyperpod_eks import ChartSource, EksPrerequisites
+from components.images import DOCKER_DIR, ContainerImage, ContainerImageArgs
 from components.network import ExistingNetwork, NetworkArgs
 from components.notebook import GitRepositoryArgs, NotebookInstance, NotebookInstanceArgs
 from components.shared_infra import SharedInfra, SharedInfraArgs
@@ -152,7 +162,98 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
             nodeSecurityGroupId=cluster.node_security_group_id,
             nodeRoleArn=cluster.node_role_arn,
         )
+    if config.arc is not None and cluster is not None:
+        runners = ArcRunners(
+            f"{prefix}-arc",
+            arc_args(config, config.arc, cluster, shared, prefix, stack, opts),
+            opts=opts,
+        )
+        outputs["runnerScaleSets"] = list(runners.scale_sets)
     return outputs
+
+
+def runner_images(
+    prefix: str, shared: SharedInfra, *, force_delete: bool, opts: pulumi.ResourceOptions
+) -> dict[str, ContainerImage]:
+    """runner-base (the official runner + tools) and runner-gpu (CUDA on top of it)."""
+    base = ContainerImage(
+        f"{prefix}-runner-base",
+        ContainerImageArgs(
+            context=DOCKER_DIR / "runner-base",
+            build_args={"RUNNER_VERSION": RUNNER_VERSION},
+            kms_key_arn=shared.kms_key_arn,
+            force_delete=force_delete,
+        ),
+        opts=opts,
+    )
+    gpu = ContainerImage(
+        f"{prefix}-runner-gpu",
+        ContainerImageArgs(
+            context=DOCKER_DIR / "runner-gpu",
+            build_args={"BASE_IMAGE": base.image_ref},
+            kms_key_arn=shared.kms_key_arn,
+            force_delete=force_delete,
+        ),
+        opts=opts,
+    )
+    return {"cpu": base, "gpu": gpu}
+
+
+def arc_args(
+    config: StackConfig,
+    arc: ArcConfig,
+    cluster: GpuEksCluster,
+    shared: SharedInfra,
+    prefix: str,
+    stack: str,
+    opts: pulumi.ResourceOptions,
+) -> ArcRunnersArgs:
+    """The runners' Args: scale sets from the runner classes, credentials from secrets."""
+    auth: GitHubAppAuth | GitHubTokenAuth
+    if arc.auth == "app":
+        assert arc.github_app_id and arc.github_app_installation_id  # validated in config
+        assert config.github_app_private_key is not None
+        auth = GitHubAppAuth(
+            app_id=arc.github_app_id,
+            installation_id=arc.github_app_installation_id,
+            private_key=pulumi.Output.secret(config.github_app_private_key.get_secret_value()),
+        )
+    else:
+        assert config.github_token is not None
+        auth = GitHubTokenAuth(pulumi.Output.secret(config.github_token.get_secret_value()))
+    images = (
+        runner_images(prefix, shared, force_delete=not config.protect_data, opts=opts)
+        if arc.build_images
+        else {}
+    )
+    system = cluster.system_node_group_name
+    gpu_groups = [group.name for group in cluster.gpu_node_groups]
+    classes = []
+    for runner in arc.runner_classes:
+        group = (runner.node_group or gpu_groups[0]) if runner.gpu else system
+        image = images.get("gpu" if runner.gpu else "cpu")
+        classes.append(
+            RunnerClassArgs(
+                name=runner.name,
+                image=image.image_ref if image else OFFICIAL_RUNNER_IMAGE,
+                min_runners=runner.min_runners,
+                max_runners=runner.max_runners,
+                cpu=runner.cpu,
+                memory=runner.memory,
+                node_selector={NODE_GROUP_LABEL: group},
+                gpus=runner.gpus if runner.gpu else 0,
+            )
+        )
+    return ArcRunnersArgs(
+        provider=cluster.provider,
+        github_config_url=arc.github_config_url,
+        auth=auth,
+        runner_classes=classes,
+        runner_group=arc.runner_group,
+        controller_node_selector={NODE_GROUP_LABEL: system},
+        depends_on=[cluster.node_groups[system]],
+        values_stack=stack,
+    )
 
 
 def hyperpod_args(
