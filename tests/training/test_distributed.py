@@ -97,3 +97,26 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert result["steps"] == [2.0, 4.0, 6.0]
     # step 6's checkpoint lost its commit marker: resume from step 4, run steps 5 and 6 again
     assert close(result["resumed"], result["straight"][4:])
+
+
+def test_entry_point_under_torchrun(tmp_path):
+    """`torchrun ... -m training.train`: env:// rendezvous, rank-0 lines, one metrics file."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.training.dist_helpers import free_port
+
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "MASTER_ADDR")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+         "--master-port", str(free_port()), "-m", "training.train", "--config", "tiny-cpu",
+         "--max-steps", "2", "--seq-len", "16", "--metrics-file", str(tmp_path / "m.jsonl")],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "world 2, micro-batch 4 x 16 tokens" in proc.stderr
+    loss_lines = [line for line in proc.stderr.splitlines() if " Loss: " in line]
+    assert len(loss_lines) == 2 and all("[rank0]" in line for line in loss_lines)
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2
