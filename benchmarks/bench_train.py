@@ -4,9 +4,11 @@ Both train the same model (`--model`, default `small`, ~30M parameters) on the s
 with the same sharding, precision and optimizer, on `--ranks` gloo processes (or NCCL on GPUs).
 Ours runs `training.train.run` end to end (data pipeline, metrics line and JSON file, scheduler,
 checkpoint seam); the minimal loop is forward, loss, backward, clip, AdamW on pre-generated random
-tokens. Each is timed after `--warmup` steps; the two alternate `--rounds` times and the best of
-each counts, which damps noise from other processes. Prints tokens/s of both and the ratio
-(goal >= 0.95), the model's FLOPs per token and the achieved TFLOP/s per rank.
+tokens. Each is timed per step after `--warmup` steps; the two take turns `--rounds` times
+(swapping who goes first) and the median step time of each counts, which damps noise from other
+processes on a shared machine.
+Prints tokens/s of both and the ratio (goal >= 0.95), the model's FLOPs per token and the
+achieved TFLOP/s per rank.
 
     make bench-train        # or: python benchmarks/bench_train.py --ranks 2 --steps 6
 """
@@ -14,8 +16,10 @@ each counts, which damps noise from other processes. Prints tokens/s of both and
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -34,17 +38,17 @@ from training.parallel import mixed_precision_policy
 from training.train import run
 
 
-def ours(cfg: TrainConfig, warmup: int, workdir: str) -> float:
-    """Tokens/s of training.train.run, from the wall-clock times of its step records."""
+def ours(cfg: TrainConfig, warmup: int, workdir: str) -> list[float]:
+    """Seconds per step of training.train.run after warm-up: the wall-clock intervals between
+    its step records, so data, metrics, logging and the checkpoint seam are all inside."""
     metrics = Path(workdir, f"metrics-{time.monotonic_ns()}.jsonl")
     records = run(TrainConfig(**{**cfg.to_dict(), "metrics_file": str(metrics)}))
-    timed = records[warmup - 1 :]
-    elapsed = timed[-1]["time"] - timed[0]["time"]
-    return sum(r["tokens"] for r in timed[1:]) / elapsed
+    times = [r["time"] for r in records[warmup - 1 :]]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
-def minimal(cfg: TrainConfig, warmup: int, device: torch.device) -> float:
-    """Tokens/s of the smallest honest FSDP2 loop for the same model and batch."""
+def minimal(cfg: TrainConfig, warmup: int, device: torch.device) -> list[float]:
+    """Seconds per step after warm-up of the smallest honest FSDP2 loop, same model and batch."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
@@ -76,12 +80,12 @@ def minimal(cfg: TrainConfig, warmup: int, device: torch.device) -> float:
 
     for _ in range(warmup):
         step()
-    dist.barrier()
-    started = time.perf_counter()
+    seconds = []
     for _ in range(cfg.max_steps - warmup):
+        started = time.time()
         step()
-    dist.barrier()
-    return cfg.batch_size * cfg.seq_len * (cfg.max_steps - warmup) / (time.perf_counter() - started)
+        seconds.append(time.time() - started)
+    return seconds
 
 
 def worker(rank: int, world: int, port: int, opts: argparse.Namespace, out: str) -> None:
@@ -102,9 +106,13 @@ def worker(rank: int, world: int, port: int, opts: argparse.Namespace, out: str)
     ).validate()  # fmt: skip
     results: dict[str, list[float]] = {"ours": [], "minimal": []}
     with tempfile.TemporaryDirectory() as workdir:
-        for _ in range(opts.rounds):
-            results["ours"].append(ours(cfg, opts.warmup, workdir))
-            results["minimal"].append(minimal(cfg, opts.warmup, device))
+        for round_ in range(opts.rounds):
+            # alternate who goes first: load from other processes drifts over minutes
+            for name in ("ours", "minimal") if round_ % 2 == 0 else ("minimal", "ours"):
+                if name == "ours":
+                    results[name] += ours(cfg, opts.warmup, workdir)
+                else:
+                    results[name] += minimal(cfg, opts.warmup, device)
     if rank == 0:
         Path(out).write_text(json.dumps(results))
     dist.destroy_process_group()
@@ -115,11 +123,11 @@ def main() -> None:
     parser.add_argument("--model", default="small")
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=4, help="sequences per rank per step")
+    parser.add_argument("--batch", type=int, default=2, help="sequences per rank per step")
     parser.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=4, help="timed steps after warm-up")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=8, help="timed steps after warm-up")
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     opts = parser.parse_args()
 
@@ -135,17 +143,19 @@ def main() -> None:
 
     args = model_args(opts.model, max_seq_len=opts.seq_len)
     fpt = flops_per_token(args, opts.seq_len)
-    best_ours, best_minimal = max(results["ours"]), max(results["minimal"])
+    tokens_per_step = opts.batch * opts.ranks * opts.seq_len
     print(f"model {opts.model}: {count_params(args) / 1e6:.1f}M parameters, "
           f"{fpt / 1e6:.1f} MFLOPs/token (6N + attention), seq_len {opts.seq_len}, "
-          f"{opts.batch} sequences/rank, {opts.ranks} ranks, {opts.precision}")  # fmt: skip
-    print(f"rounds (tokens/s): ours {[round(x) for x in results['ours']]}, "
-          f"minimal {[round(x) for x in results['minimal']]}")  # fmt: skip
-    for name, tps in (("ours", best_ours), ("minimal", best_minimal)):
-        print(
-            f"{name + ':':8} {tps:10.0f} tokens/s  {tps * fpt / opts.ranks / 1e12:.4f} TFLOP/s/rank"
-        )
-    print(f"ratio ours/minimal: {best_ours / best_minimal:.3f} (goal >= 0.95)")
+          f"{opts.batch} sequences/rank, {opts.ranks} ranks, {opts.precision}, "
+          f"{opts.threads} threads/rank")  # fmt: skip
+    tps = {}
+    for name, seconds in results.items():
+        tps[name] = tokens_per_step / statistics.median(seconds)
+        spread = f"s/step {min(seconds):.2f}..{max(seconds):.2f}"
+        print(f"{name + ':':8} {tps[name]:10.0f} tokens/s  "
+              f"{tps[name] * fpt / opts.ranks / 1e12:.4f} TFLOP/s/rank  "
+              f"(median of {len(seconds)} steps; {spread})")  # fmt: skip
+    print(f"ratio ours/minimal: {tps['ours'] / tps['minimal']:.3f} (goal >= 0.95)")
 
 
 if __name__ == "__main__":
