@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
@@ -79,3 +80,29 @@ def set_micro_step_sync(model: FSDPModule, *, final: bool, micro_step_sync: bool
         model.set_requires_all_reduce(final)
     else:
         model.set_requires_gradient_sync(final)
+
+
+@torch.no_grad()
+def clip_and_reduce(
+    params: list[nn.Parameter], max_norm: float, loss_sum: torch.Tensor, mesh: DeviceMesh
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Global gradient norm (clipping to `max_norm` when > 0) and the loss summed over ranks,
+    with ONE all-reduce per step (clip_grad_norm_ on DTensors plus a loss all-reduce costs three
+    collectives and as many synchronisations). Returns 0-d tensors: read them after the
+    optimizer step so the device is not idle while the host waits.
+
+    Every gradient is a sharded DTensor (fully_shard manages every parameter): each rank sums the
+    squares of its shards; under hybrid sharding each shard exists once per replica, so the world
+    sum counts it `replicate` times.
+    """
+    local = [p.grad.to_local() for p in params if p.grad is not None]  # type: ignore[union-attr]
+    norms = torch._foreach_norm(local, 2.0)
+    packed = torch.stack([torch.stack(norms).float().square().sum(), loss_sum.float()])
+    dist.all_reduce(packed)
+    replicas = mesh.size(0) if mesh.ndim == 2 else 1
+    total_norm = (packed[0] / replicas).sqrt()
+    if max_norm > 0:
+        # the same coefficient as torch.nn.utils.clip_grad_norm_
+        coef = torch.clamp(max_norm / (total_norm + 1e-6), max=1.0)
+        torch._foreach_mul_(local, coef)
+    return total_norm, packed[1]

@@ -29,7 +29,7 @@ from training.data import Batches, open_stream
 from training.metrics import Metrics, StepStats, peak_tflops, setup_logging
 from training.model import Transformer, count_params, flops_per_token, model_args
 from training.optim import build_optimizer, build_scheduler
-from training.parallel import build_mesh, parallelize, set_micro_step_sync
+from training.parallel import build_mesh, clip_and_reduce, parallelize, set_micro_step_sync
 from training.tokenizer import load_tokenizer
 
 log = logging.getLogger("training")
@@ -161,21 +161,19 @@ def _train(cfg: TrainConfig, rt: Runtime) -> list[dict[str, Any]]:
                 loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
                 (loss / cfg.grad_accum_steps).backward()
                 loss_sum += loss.detach()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf"))
-            if hasattr(grad_norm, "full_tensor"):
-                grad_norm = grad_norm.full_tensor()
+            # one all-reduce: the global gradient norm (clipped) and the global batch's loss
+            grad_norm, loss_total = clip_and_reduce(params, cfg.grad_clip, loss_sum, mesh)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
-            # the loss of the global batch: mean over micro-steps and ranks
-            dist.all_reduce(loss_sum)
-            loss_value = loss_sum.item() / (cfg.grad_accum_steps * rt.world_size)
+            norm_value, loss_value = torch.stack([grad_norm, loss_total]).tolist()
+            loss_value /= cfg.grad_accum_steps * rt.world_size
             stats = StepStats(
                 step=step,
                 loss=loss_value,
                 lr=float(lr),
-                grad_norm=float(grad_norm),
+                grad_norm=norm_value,
                 tokens=cfg.batch_size * cfg.seq_len,
                 step_time_s=time.perf_counter() - started,
             )

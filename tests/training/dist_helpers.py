@@ -61,6 +61,35 @@ def run_configs(configs: list[dict[str, Any]]) -> list[list[float]]:
     return [[r["loss"] for r in run(TrainConfig(**c).validate())] for c in configs]
 
 
+def clip_matches_torch(mesh_shape: list[int], max_norm: float) -> list[float]:
+    """clip_and_reduce on a sharded tiny model against torch's clip_grad_norm_: the norm before
+    (torch, ours) and after clipping (torch's measure)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.distributed.device_mesh import init_device_mesh
+
+    from training.config import TrainConfig
+    from training.model import PRESETS, Transformer
+    from training.parallel import clip_and_reduce, parallelize
+
+    names = ("replicate", "shard") if len(mesh_shape) == 2 else ("shard",)
+    mesh = init_device_mesh("cpu", tuple(mesh_shape), mesh_dim_names=names)
+    with torch.device("meta"):
+        model = Transformer(PRESETS["tiny"])
+    parallelize(model, TrainConfig(mixed_precision="fp32"), mesh)
+    model.to_empty(device="cpu")
+    model.init_weights(seed=0)
+    tokens = torch.randint(
+        0, 512, (2, 17), generator=torch.Generator().manual_seed(dist.get_rank())
+    )
+    F.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten()).backward()
+    params = list(model.parameters())
+    before = torch.nn.utils.clip_grad_norm_(params, float("inf")).full_tensor().item()
+    ours, loss = clip_and_reduce(params, max_norm, torch.tensor(1.0), mesh)
+    after = torch.nn.utils.clip_grad_norm_(params, float("inf")).full_tensor().item()
+    return [before, ours.item(), after, loss.item()]
+
+
 def sharded_fill_equals_full_fill() -> bool:
     """fill_normal on a DTensor sharded over the world (several row blocks per shard) gives the
     rows a full tensor gets."""

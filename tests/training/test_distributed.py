@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.training.dist_helpers import (
+    clip_matches_torch,
     resume_after_interruption,
     run_configs,
     sharded_fill_equals_full_fill,
@@ -26,6 +27,7 @@ VARIANTS = {
     "checkpoint-every-block": {"activation_checkpointing": "full"},
     "checkpoint-every-2nd-block": {"activation_checkpointing": "every-2"},
     "bf16": {"mixed_precision": "bf16"},
+    "clipped": {"grad_clip": 0.05},
 }
 
 
@@ -77,6 +79,23 @@ def test_bf16_mixed_precision_trains_close_to_fp32(two_ranks, reference):
     bf16 = two_ranks["bf16"]
     assert bf16 != reference  # really computed in bf16
     assert bf16 == pytest.approx(reference, abs=0.05)
+
+
+def test_clipping_matches_one_process(two_ranks):
+    clipped = losses(grad_clip=0.05)
+    assert clipped != losses()  # the clip is active
+    assert close(two_ranks["clipped"], clipped)
+
+
+@pytest.mark.parametrize("mesh", [[2], [2, 2]], ids=["full-2", "hybrid-2x2"])
+def test_one_all_reduce_norm_and_clip_equal_torch_clip_grad_norm(mesh):
+    world = 4 if len(mesh) == 2 else 2
+    results = spawn(clip_matches_torch, world, mesh, 0.05)
+    before, ours, after, loss_sum = results[0]
+    assert all(r == results[0] for r in results)
+    assert ours == pytest.approx(before, rel=1e-5) and before > 0.05
+    assert after == pytest.approx(0.05, rel=1e-4)
+    assert loss_sum == world  # each rank contributed 1.0
 
 
 def test_hybrid_2x2_on_4_processes_matches_one_process(reference):
