@@ -545,6 +545,8 @@ class EksConfig(_Model):
     log_retention_days: int = Field(default=90, ge=1, le=3653)
     deletion_protection: bool = False
     cluster_autoscaler: bool = True
+    # IMDSv2 response hop limit of the nodes: 1 keeps pods off the node role's credentials.
+    imds_hop_limit: int = Field(default=1, ge=1, le=3)
     system_node_group: SystemNodeGroupConfig = Field(default_factory=SystemNodeGroupConfig)
     gpu_node_groups: tuple[GpuNodeGroupConfig, ...] = ()
 

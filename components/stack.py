@@ -361,5 +361,6 @@ def eks_args(
             for group in eks.gpu_node_groups
         ],
         cluster_autoscaler=eks.cluster_autoscaler,
+        imds_hop_limit=eks.imds_hop_limit,
         values_stack=stack,
     )

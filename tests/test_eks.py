@@ -293,6 +293,13 @@ def test_every_group_uses_a_launch_template_with_imdsv2_and_an_encrypted_disk(
     assert "diskSize" not in node_group(run, group)  # conflicts with a launch template
 
 
+def test_imds_hop_limit_can_be_raised_for_pods_that_need_metadata() -> None:
+    run = build({"mlplatform:eks": {"imdsHopLimit": 2}})
+    metadata = launch_template(run, "system")["metadataOptions"]
+    assert metadata["httpPutResponseHopLimit"] == 2
+    assert metadata["httpTokens"] == "required"
+
+
 def test_disk_size_comes_from_config(run: ProgramRun) -> None:
     (disk,) = launch_template(run, "train")["blockDeviceMappings"]
     assert disk["ebs"]["volumeSize"] == 500
