@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from components.config import ConfigError
 from components.mocks import SECRET_MASK, Registration, unwrap_secret
 from components.program import ProgramRun, Project, ProjectError
 
@@ -130,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run = Project.load(args.cwd).run(args.stack)
-    except ProjectError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except Exception as error:  # a ConfigError is a RunError: one line, no traceback
+    except (ProjectError, ConfigError) as error:  # one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 1
     for path in write(run, args.directory):

@@ -522,6 +522,24 @@ def test_validation_does_reject_a_broken_pod(staging: ProgramRun) -> None:
         kubernetes_validate.validate(broken, "1.34", strict=True)
 
 
+def test_render_cli_reports_a_config_mistake_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from components.manifests import main
+
+    (tmp_path / "Pulumi.yaml").write_text("name: mlplatform\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text((ROOT / "__main__.py").read_text())
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  aws:region: us-east-1\n  mlplatform:owner: o\n  mlplatform:costCenter: c\n"
+        "  mlplatform:arc: {githubConfigUrl: https://github.com/x}\n"
+    )
+    assert main(["dev", str(tmp_path / "out"), "--cwd", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Pulumi.dev.yaml: mlplatform:")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_render_cli_writes_yaml_files(tmp_path: Path, staging: ProgramRun) -> None:
     paths = write(staging, tmp_path / "out")
     assert sorted(p.name for p in paths) == sorted(render(staging))
