@@ -24,6 +24,7 @@ import pulumi_aws as aws
 import pulumi_aws_native as aws_native
 
 from components.catalog import gpus_per_instance
+from components.eks import GPU_TAINT_KEY
 from components.hyperpod_eks import EksPrerequisites, dependencies_chart, eks_addons
 from components.iam import (
     HYPERPOD_INSTANCE_MANAGED_POLICY,
@@ -35,9 +36,6 @@ from components.iam import (
 from components.security_groups import rule, security_group
 from components.shared_infra import SharedInfra
 
-# GPU nodes of EKS-orchestrated groups carry this taint (as GpuEksCluster's GPU groups do), so
-# only pods that tolerate it (training jobs) land on them.
-GPU_TAINT_KEY = "nvidia.com/gpu"
 LIFECYCLE_PACKAGE_DIR = "hyperpod_lifecycle"
 ON_CREATE = "on_create.sh"
 PARAMS_FILE = "provisioning_parameters.json"
@@ -454,6 +452,8 @@ class HyperPodCluster(pulumi.ComponentResource):
     ) -> aws_native.sagemaker.ClusterInstanceGroupArgs:
         sagemaker = aws_native.sagemaker
         kubernetes = None
+        # GPU nodes carry the taint GpuEksCluster's GPU groups carry, so only pods that tolerate
+        # it (training jobs) land on them.
         taints = list(group.taints)
         if gpus_per_instance(group.instance_type) and not any(
             t.key == GPU_TAINT_KEY for t in taints

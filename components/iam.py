@@ -106,6 +106,34 @@ def arn_builder(
     return arn
 
 
+def ecr_pull_statements(arn: ArnBuilder) -> list[Statement]:
+    """Pull images from the account's ECR repositories."""
+    return [
+        # GetAuthorizationToken has no resource-level permissions; pulls are scoped to the account.
+        statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
+        statement(
+            "EcrPull",
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            [arn("ecr", "repository/*")],
+        ),
+    ]
+
+
+def describe_network_statement() -> Statement:
+    """The VPC lookups of anything attaching network interfaces (Describe* cannot be scoped)."""
+    return statement(
+        "DescribeNetwork",
+        [
+            "ec2:DescribeVpcs",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeDhcpOptions",
+        ],
+        ["*"],
+    )
+
+
 def notebook_execution_statements(
     *,
     partition: pulumi.Input[str],
@@ -207,13 +235,7 @@ def notebook_execution_statements(
             [role_arn],
             condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ),
-        # GetAuthorizationToken has no resource-level permissions; pulls are scoped to the account.
-        statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
-        statement(
-            "EcrPull",
-            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            [arn("ecr", "repository/*")],
-        ),
+        *ecr_pull_statements(arn),
         statement(
             "WriteSageMakerLogs",
             [
@@ -224,18 +246,8 @@ def notebook_execution_statements(
             ],
             [arn("logs", "log-group:/aws/sagemaker/*")],
         ),
-        # SageMaker jobs in the VPC attach network interfaces; Describe* cannot be scoped.
-        statement(
-            "DescribeNetwork",
-            [
-                "ec2:DescribeVpcs",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeDhcpOptions",
-            ],
-            ["*"],
-        ),
+        # SageMaker jobs in the VPC attach network interfaces.
+        describe_network_statement(),
         statement(
             "ManageJobNetworkInterfaces",
             [
@@ -335,25 +347,8 @@ def hyperpod_execution_statements(
             [pulumi.Output.concat(bucket_arn, "/", lifecycle_prefix, "*")],
         ),
         statement("DecryptLifecycleScripts", ["kms:Decrypt"], [kms_key_arn]),
-        # GetAuthorizationToken has no resource-level permissions; pulls are scoped to the account.
-        statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
-        statement(
-            "EcrPull",
-            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            [arn("ecr", "repository/*")],
-        ),
-        # Describe* calls cannot be scoped to resources.
-        statement(
-            "DescribeNetwork",
-            [
-                "ec2:DescribeVpcs",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeDhcpOptions",
-            ],
-            ["*"],
-        ),
+        *ecr_pull_statements(arn),
+        describe_network_statement(),
         statement(
             "ManageClusterNetworkInterfaces",
             [

@@ -654,6 +654,11 @@ def group(**fields: Any) -> dict[str, Any]:
     return {"name": "gpu", "instanceType": "ml.p5.48xlarge", "count": 2, **fields}
 
 
+def eks_config(**fields: Any) -> dict[str, Any]:
+    """A valid EKS cluster by ARN with one GPU group, plus `fields`."""
+    return {"name": "a", "eksClusterArn": EKS_ARN, "instanceGroups": [group()], **fields}
+
+
 CONTROLLER = group(name="head", instanceType="ml.m5.xlarge", count=1, slurmRole="controller")
 KEY = "mlplatform:hyperpodClusters[0]"
 
@@ -729,34 +734,19 @@ INVALID = [
         f"{KEY}.instanceGroups[0].minCount: 3 is above count (2)",
     ),
     (
-        {
-            "name": "a",
-            "eksClusterArn": EKS_ARN,
-            "instanceGroups": [group()],
-            "fsx": {"throughputPerTib": 100},
-        },
+        eks_config(fsx={"throughputPerTib": 100}),
         f"{KEY}.fsx.throughputPerTib: 100 is not offered for PERSISTENT_2 (one of 125, 250, 500, 1000)",
     ),
     (
-        {
-            "name": "a",
-            "eksClusterArn": EKS_ARN,
-            "instanceGroups": [group()],
-            "fsx": {"storageCapacityGb": 1000},
-        },
+        eks_config(fsx={"storageCapacityGb": 1000}),
         f"{KEY}.fsx.storageCapacityGb: 1000 is out of range (must be >= 1200)",
     ),
     (
-        {
-            "name": "a",
-            "eksClusterArn": EKS_ARN,
-            "instanceGroups": [group()],
-            "tieredStorage": {"memoryPercent": 10},
-        },
+        eks_config(tieredStorage={"memoryPercent": 10}),
         f"{KEY}.tieredStorage.memoryPercent: 10 is out of range (must be >= 20)",
     ),
     (
-        {"name": "a", "eksClusterArn": EKS_ARN, "instanceGroups": [group()], "subnetIndex": 2},
+        eks_config(subnetIndex=2),
         f"{KEY}.subnetIndex: 2 is out of range: the stack has 2 private subnets",
     ),
     (
