@@ -377,6 +377,49 @@ def hyperpod_execution_statements(
     ]
 
 
+def training_job_statements(
+    *,
+    datasets_bucket_arn: pulumi.Input[str],
+    models_bucket_arn: pulumi.Input[str],
+    kms_key_arn: pulumi.Input[str],
+    checkpoint_prefix: str,
+) -> list[Statement]:
+    """What one training job may do: read the datasets bucket; read, write and prune its own
+    checkpoints under `checkpoint_prefix` (e.g. `checkpoints/<job>/`) of the models bucket, and
+    nothing else there (not even list other jobs' checkpoints)."""
+    checkpoints = pulumi.Output.concat(models_bucket_arn, "/", checkpoint_prefix, "*")
+    return [
+        statement("ListDatasets", ["s3:ListBucket"], [datasets_bucket_arn]),
+        statement(
+            "ReadDatasets",
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            [pulumi.Output.concat(datasets_bucket_arn, "/*")],
+        ),
+        statement(
+            "ListOwnCheckpoints",
+            ["s3:ListBucket"],
+            [models_bucket_arn],
+            condition={"StringLike": {"s3:prefix": [checkpoint_prefix, f"{checkpoint_prefix}*"]}},
+        ),
+        statement(
+            "ReadWriteOwnCheckpoints",
+            [
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+            ],
+            [checkpoints],
+        ),
+        statement(
+            "UseBucketKey",
+            ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+            [kms_key_arn],
+        ),
+    ]
+
+
 def irsa_trust_policy(
     oidc_provider_arn: pulumi.Input[str],
     oidc_issuer: pulumi.Input[str],

@@ -24,13 +24,13 @@ from typing import Any
 import yaml
 
 from components.catalog import gpus_per_instance
+from components.recipes import RECIPES_DIR, recipe_names
 from components.training_manifests import checkpoint_prefix
 
 # Where SageMaker puts the tier-1 directory it syncs with `CheckpointConfig.S3Uri`.
 SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 # The launcher the training image ships for SageMaker (docker/training/sagemaker_launch.py).
 SAGEMAKER_ENTRYPOINT = ["python", "/opt/mlplatform/sagemaker_launch.py"]
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "training" / "configs"
 
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
@@ -168,7 +168,7 @@ def load_recipe(recipe: str) -> tuple[str, dict[str, Any]]:
     if not path.is_file():
         path = RECIPES_DIR / f"{recipe}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")) if RECIPES_DIR.is_dir() else []
+        known = recipe_names()
         hint = f" (known: {', '.join(known)})" if known else ""
         raise SubmitError(f"--recipe: {recipe!r} is neither a YAML file nor a recipe name{hint}")
     try:

@@ -35,6 +35,7 @@ from components.images import DOCKER_DIR, ContainerImage, ContainerImageArgs
 from components.network import ExistingNetwork, NetworkArgs
 from components.notebook import GitRepositoryArgs, NotebookInstance, NotebookInstanceArgs
 from components.shared_infra import SharedInfra, SharedInfraArgs
+from components.training_job import job_security_group
 
 
 def default_tags(config: StackConfig, stack: str) -> dict[str, str]:
@@ -128,6 +129,8 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         )
         for hp in config.hyperpod_clusters
     }
+    # SageMaker training jobs (`mlplatform train submit`) run in the VPC with this group.
+    sagemaker_jobs_group = job_security_group(f"{prefix}-training-jobs", shared, opts)
 
     outputs: dict[str, Any] = {
         "region": config.region,
@@ -139,6 +142,7 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         "notebookRoleArn": shared.notebook_role_arn,
         "notebookSecurityGroupId": shared.notebook_security_group_id,
         "endpointSecurityGroupId": shared.endpoint_security_group_id,
+        "trainingSecurityGroupId": sagemaker_jobs_group.id,
         "notebookUrls": {name: nb.url for name, nb in notebooks.items()},
         "hyperpodClusters": {
             name: {

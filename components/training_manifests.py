@@ -22,15 +22,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import yaml
 
 from components.catalog import efa_interfaces, gpus_per_instance
+from training.efa import NodeFacts, efa_env
 
 Engine = Literal["hyperpod", "eks"]
 ENGINES: tuple[Engine, ...] = ("hyperpod", "eks")
+# The job object each engine runs: (apiVersion, kind).
+JOB_KINDS: dict[Engine, tuple[str, str]] = {
+    "hyperpod": ("sagemaker.amazonaws.com/v1", "HyperPodPyTorchJob"),
+    "eks": ("kubeflow.org/v1", "PyTorchJob"),
+}
 
 RECIPE_DIR = "/etc/mlplatform/recipe"
 RECIPE_FILE = "recipe.yaml"
@@ -52,18 +58,15 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _IMAGE_BY_DIGEST = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 
 
-@dataclass(frozen=True)
-class TrainingJobSpec:
-    """Every value a job's manifests depend on, already resolved (no Outputs)."""
+@dataclass(frozen=True, kw_only=True)
+class JobSettings:
+    """What a job is, as config says it: engine, node type and count, recipe, policies."""
 
     name: str
     engine: Engine
-    image: str  # <repository>@sha256:<digest>: a tag could move under a running job
     instance_type: str  # EC2 name (`p5.48xlarge`) or SageMaker name (`ml.p5.48xlarge`)
     nodes: int
     recipe: Mapping[str, Any]
-    models_bucket: str
-    service_account: str
     namespace: str = "training"
     # eks: elastic bounds for the c10d rendezvous (default: exactly `nodes`).
     min_nodes: int | None = None
@@ -77,6 +80,9 @@ class TrainingJobSpec:
     hang_timeout_seconds: int = 600
     # hyperpod: only nodes whose deep health check passed (otherwise merely preferred).
     require_deep_health_check: bool = False
+    # Use the node type's EFA interfaces; false where the nodes have none attached (an EKS node
+    # group without `efa`): a pod asking for them would never be scheduled.
+    efa: bool = True
     extra_args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -85,9 +91,8 @@ class TrainingJobSpec:
             raise ValueError(f"engine {self.engine!r} is not one of {ENGINES}")
         if not _DNS_LABEL.match(self.name) or len(self.name) > 50:
             raise ValueError(f"job name {self.name!r} is not a DNS label of at most 50 characters")
-        if not _IMAGE_BY_DIGEST.match(self.image):
-            raise ValueError(f"image {self.image!r} is not referenced by digest (repo@sha256:...)")
         low, high = self.node_bounds
+
         if not 1 <= low <= self.nodes <= high:
             raise ValueError(f"nodes must satisfy 1 <= min ({low}) <= nodes ({self.nodes}) <= max")
 
@@ -101,7 +106,7 @@ class TrainingJobSpec:
 
     @property
     def efa_interfaces(self) -> int:
-        return efa_interfaces(self.instance_type)
+        return efa_interfaces(self.instance_type) if self.efa else 0
 
     @property
     def nproc_per_node(self) -> int:
@@ -111,10 +116,6 @@ class TrainingJobSpec:
     @property
     def checkpoint_dir(self) -> str:
         return f"{CHECKPOINT_MOUNT}/{self.name}"
-
-    @property
-    def checkpoint_s3_uri(self) -> str:
-        return f"s3://{self.models_bucket}/{checkpoint_prefix(self.name)}"
 
     @property
     def recipe_config_map_name(self) -> str:
@@ -129,24 +130,44 @@ class TrainingJobSpec:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrainingJobSpec(JobSettings):
+    """The settings plus what the stack resolves: every value the manifests depend on."""
+
+    image: str  # <repository>@sha256:<digest>: a tag could move under a running job
+    models_bucket: str
+    service_account: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not _IMAGE_BY_DIGEST.match(self.image):
+            raise ValueError(f"image {self.image!r} is not referenced by digest (repo@sha256:...)")
+
+    @classmethod
+    def of(cls, settings: JobSettings, **resolved: Any) -> TrainingJobSpec:
+        """`settings` with the resolved values (image, models_bucket, service_account)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(settings)}, **resolved)
+
+    @property
+    def checkpoint_s3_uri(self) -> str:
+        return f"s3://{self.models_bucket}/{checkpoint_prefix(self.name)}"
+
+
 def checkpoint_prefix(job: str) -> str:
     """The job's key prefix in the models bucket: its role may write nowhere else."""
     return f"checkpoints/{job}/"
 
 
-def efa_environment(instance_type: str) -> dict[str, str]:
-    """Environment for NCCL over EFA on this node type; empty without EFA.
-
-    A seam kept small: the training core's `training/efa` refines this at run time from what the
-    node really has (fi_info, /sys/class/infiniband), and variables set here win there.
-    """
-    if efa_interfaces(instance_type) == 0:
-        return {}
-    env = {"FI_PROVIDER": "efa", "NCCL_NET_PLUGIN": "ofi", "FI_EFA_FORK_SAFE": "1"}
-    family = instance_type.removeprefix("ml.").split(".")[0]
-    if family.startswith(("p4", "p5")):  # GPUDirect RDMA over EFA
-        env["FI_EFA_USE_DEVICE_RDMA"] = "1"
-    return env
+def efa_environment(instance_type: str, efa_devices: int) -> dict[str, str]:
+    """The NCCL/EFA environment of a node type, from the training core's own table
+    (`training.efa`), for a pod that holds `efa_devices` EFA interfaces. The trainer computes
+    the same at start-up and keeps what is already set, so the two cannot disagree."""
+    facts = NodeFacts(
+        instance_type=instance_type.removeprefix("ml."),
+        efa_devices=efa_devices,
+        has_cuda=gpus_per_instance(instance_type) > 0,
+    )
+    return efa_env(facts).env
 
 
 def resources(spec: TrainingJobSpec) -> dict[str, dict[str, int]]:
@@ -168,6 +189,12 @@ def training_arguments(spec: TrainingJobSpec) -> list[str]:
         spec.checkpoint_dir,
         "--checkpoint-interval",
         str(spec.checkpoint_interval),
+        # next to the tier-1 checkpoints: the recipe's path may not exist on this node
+        "--metrics-file",
+        f"{spec.checkpoint_dir}/metrics.jsonl",
+        # the trainer's EFA/NCCL set-up keys on it (training/efa.py)
+        "--instance-type",
+        spec.instance_type.removeprefix("ml."),
         *spec.extra_args,
     ]
 
@@ -192,7 +219,7 @@ def launcher(spec: TrainingJobSpec) -> list[str]:
 
 def environment(spec: TrainingJobSpec) -> list[dict[str, str]]:
     env = {
-        **efa_environment(spec.instance_type),
+        **efa_environment(spec.instance_type, spec.efa_interfaces),
         "MLPLATFORM_JOB": spec.name,
         "MLPLATFORM_CHECKPOINT_S3_URI": spec.checkpoint_s3_uri,
         "HOME": "/tmp",
@@ -329,12 +356,9 @@ def service_account(spec: TrainingJobSpec, role_arn: str) -> dict[str, Any]:
 
 
 def hyperpod_job(spec: TrainingJobSpec) -> dict[str, Any]:
-    return {
-        "apiVersion": "sagemaker.amazonaws.com/v1",
-        "kind": "HyperPodPyTorchJob",
-        "metadata": _metadata(spec, spec.name),
-        "spec": {
-            "nprocPerNode": str(spec.nproc_per_node),
+    return _job_object(
+        spec,
+        {
             "replicaSpecs": [
                 {
                     "name": "pods",
@@ -365,17 +389,14 @@ def hyperpod_job(spec: TrainingJobSpec) -> dict[str, Any]:
                 ],
             },
         },
-    }
+    )
 
 
 def pytorch_job(spec: TrainingJobSpec) -> dict[str, Any]:
     low, high = spec.node_bounds
-    return {
-        "apiVersion": "kubeflow.org/v1",
-        "kind": "PyTorchJob",
-        "metadata": _metadata(spec, spec.name),
-        "spec": {
-            "nprocPerNode": str(spec.nproc_per_node),
+    return _job_object(
+        spec,
+        {
             "elasticPolicy": {
                 "rdzvBackend": "c10d",
                 "minReplicas": low,
@@ -392,6 +413,17 @@ def pytorch_job(spec: TrainingJobSpec) -> dict[str, Any]:
             },
             "runPolicy": {"cleanPodPolicy": "None", "backoffLimit": spec.max_retries},
         },
+    )
+
+
+def _job_object(spec: TrainingJobSpec, body: dict[str, Any]) -> dict[str, Any]:
+    """The engine's job object around `body`: one rank per GPU on each node."""
+    api_version, kind = JOB_KINDS[spec.engine]
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": _metadata(spec, spec.name),
+        "spec": {"nprocPerNode": str(spec.nproc_per_node), **body},
     }
 
 
@@ -482,7 +514,7 @@ def check_job_structure(manifest: Mapping[str, Any]) -> list[str]:
     allowed = {"HyperPodPyTorchJob": _HYPERPOD_KEYS, "PyTorchJob": _PYTORCHJOB_KEYS}.get(str(kind))
     if allowed is None:
         return [f"kind {kind!r} is not a training job"]
-    api = {"HyperPodPyTorchJob": "sagemaker.amazonaws.com/v1", "PyTorchJob": "kubeflow.org/v1"}
+    api = {kind: api_version for api_version, kind in JOB_KINDS.values()}
     problems = []
     if manifest.get("apiVersion") != api[str(kind)]:
         problems.append(f"apiVersion {manifest.get('apiVersion')!r} is not {api[str(kind)]}")

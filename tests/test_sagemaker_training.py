@@ -251,11 +251,14 @@ def test_launcher_starts_one_torchrun_node_per_host(launcher: ModuleType, tmp_pa
                 "current_host": "algo-2",
                 "hosts": ["algo-3", "algo-1", "algo-2"],
                 "network_interface_name": "eth0",
+                "current_instance_type": "ml.p5.48xlarge",
             }
         )
     )
     (config / "hyperparameters.json").write_text(json.dumps(sm.hyperparameters(RECIPE)))
-    command, env = launcher.prepare(config, tmp_path)
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    command, env = launcher.prepare(config, tmp_path, data)
     assert command[:6] == [
         "torchrun",
         "--nnodes=3",
@@ -273,4 +276,23 @@ def test_launcher_starts_one_torchrun_node_per_host(launcher: ModuleType, tmp_pa
         "/opt/ml/checkpoints",
     ]
     assert yaml.safe_load((tmp_path / "recipe.yaml").read_text()) == RECIPE
-    assert env == {"NCCL_SOCKET_IFNAME": "eth0", "GLOO_SOCKET_IFNAME": "eth0"}
+    assert env == {
+        "SM_MODEL_DIR": "/opt/ml/model",
+        "SM_CURRENT_INSTANCE_TYPE": "ml.p5.48xlarge",
+        "SM_CHANNEL_TRAIN": str(data / "train"),
+        "NCCL_SOCKET_IFNAME": "eth0",
+        "GLOO_SOCKET_IFNAME": "eth0",
+    }
+
+
+def test_launcher_without_a_data_channel_leaves_the_recipe_data_alone(
+    launcher: ModuleType, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    command, env = launcher.prepare(config, tmp_path, tmp_path / "no-data")
+    assert "SM_CHANNEL_TRAIN" not in env and "--nnodes=1" in command
+    assert json.loads((tmp_path / "recipe.yaml").read_text()) == {}

@@ -56,21 +56,33 @@ def test_a_node_type_without_efa_asks_for_gpus_only() -> None:
     assert not any(e["name"].startswith("FI_") for e in main["env"])
 
 
-def test_efa_environment_per_node_type() -> None:
-    assert tm.efa_environment("ml.p5.48xlarge") == {
-        "FI_PROVIDER": "efa",
-        "NCCL_NET_PLUGIN": "ofi",
-        "FI_EFA_FORK_SAFE": "1",
-        "FI_EFA_USE_DEVICE_RDMA": "1",
-    }
-    assert "FI_EFA_USE_DEVICE_RDMA" not in tm.efa_environment("g5.12xlarge")
-    assert tm.efa_environment("g5.12xlarge")["FI_PROVIDER"] == "efa"
-    assert tm.efa_environment("m5.xlarge") == {}
+def test_nodes_without_efa_attached_get_no_efa_request_nor_environment() -> None:
+    main = container(tm.job(spec(engine="eks", instance_type="p4d.24xlarge", efa=False)))
+    assert main["resources"]["limits"] == {"nvidia.com/gpu": 8}
+    assert not any(e["name"].startswith("FI_") for e in main["env"])
+
+
+def test_efa_environment_comes_from_the_training_cores_table() -> None:
+    p5 = tm.efa_environment("ml.p5.48xlarge", 32)
+    assert p5["FI_PROVIDER"] == "efa" and p5["FI_EFA_USE_DEVICE_RDMA"] == "1"
+    assert p5["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "1"
+    g5 = tm.efa_environment("g5.12xlarge", 1)
+    assert g5["FI_PROVIDER"] == "efa" and "FI_EFA_USE_DEVICE_RDMA" not in g5
+    assert "FI_PROVIDER" not in tm.efa_environment("p4d.24xlarge", 0)  # none attached
+    assert tm.efa_environment("m5.xlarge", 0) == {}  # CPU: nothing to set
+
+
+def test_the_job_carries_the_environment_the_trainer_would_compute() -> None:
+    from training.efa import NodeFacts, efa_env
+
+    expected = efa_env(NodeFacts("p5.48xlarge", efa_devices=32, has_cuda=True)).env
+    env = env_of(tm.job(spec()))
+    assert {k: env[k] for k in expected} == expected
 
 
 def test_user_environment_wins_over_the_efa_defaults() -> None:
-    env = env_of(tm.job(spec(env={"FI_EFA_FORK_SAFE": "0", "NCCL_DEBUG": "INFO"})))
-    assert env["FI_EFA_FORK_SAFE"] == "0" and env["NCCL_DEBUG"] == "INFO"
+    env = env_of(tm.job(spec(env={"FI_EFA_USE_HUGE_PAGE": "1", "NCCL_DEBUG": "INFO"})))
+    assert env["FI_EFA_USE_HUGE_PAGE"] == "1" and env["NCCL_DEBUG"] == "INFO"
 
 
 @pytest.mark.parametrize("engine", tm.ENGINES)
@@ -85,6 +97,8 @@ def test_tier1_checkpoints_live_on_the_node_nvme_and_tier2_under_the_job_prefix(
     assert mounts["nvme"] == "/checkpoints"
     args = container(manifest)["args"]
     assert args[args.index("--checkpoint-dir") + 1] == "/checkpoints/llama3-8b-pretrain"
+    assert args[args.index("--metrics-file") + 1] == "/checkpoints/llama3-8b-pretrain/metrics.jsonl"
+    assert args[args.index("--instance-type") + 1] == "p5.48xlarge"
     assert (
         env_of(manifest)["MLPLATFORM_CHECKPOINT_S3_URI"]
         == "s3://mlplatform-production-models-abc1234/checkpoints/llama3-8b-pretrain/"

@@ -18,6 +18,8 @@ from typing import Any
 
 CONFIG_DIR = Path("/opt/ml/input/config")
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
+MODEL_DIR = "/opt/ml/model"  # SageMaker uploads it as <output path>/<job>/output/model.tar.gz
+DATA_DIR = Path("/opt/ml/input/data")  # one directory per input channel
 RENDEZVOUS_PORT = 29500
 
 
@@ -51,14 +53,23 @@ def torchrun_command(resource_config: Mapping[str, Any], recipe_path: str) -> li
     ]
 
 
-def prepare(config_dir: Path, work_dir: Path) -> tuple[list[str], dict[str, str]]:
+def prepare(
+    config_dir: Path, work_dir: Path, data_dir: Path = DATA_DIR
+) -> tuple[list[str], dict[str, str]]:
     """The command to exec and the environment additions, from SageMaker's config files."""
     resource_config = json.loads((config_dir / "resourceconfig.json").read_text())
     hyperparameters_file = config_dir / "hyperparameters.json"
     raw = json.loads(hyperparameters_file.read_text()) if hyperparameters_file.is_file() else {}
     recipe_path = work_dir / "recipe.yaml"
     recipe_path.write_text(json.dumps(decode_hyperparameters(raw), indent=2))  # JSON is YAML
-    env = {}
+    # What the training core reads on SageMaker (training/train.py `sagemaker_defaults`); the
+    # SageMaker training toolkit would set these, our image does not ship it.
+    env = {"SM_MODEL_DIR": MODEL_DIR}
+    if resource_config.get("current_instance_type"):
+        env["SM_CURRENT_INSTANCE_TYPE"] = resource_config["current_instance_type"]
+    channel = data_dir / "train"
+    if channel.is_dir():
+        env["SM_CHANNEL_TRAIN"] = str(channel)
     interface = resource_config.get("network_interface_name")
     if interface:  # NCCL's bootstrap and gloo use the job's network, not loopback or docker0
         env["NCCL_SOCKET_IFNAME"] = interface

@@ -1,0 +1,23 @@
+"""The training core's recipes (`training/configs/<name>.yaml`), as config and the CLI name them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "training" / "configs"
+
+
+def recipe_names(directory: Path = RECIPES_DIR) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.yaml")) if directory.is_dir() else []
+
+
+def load_recipe(name: str, directory: Path = RECIPES_DIR) -> dict[str, Any]:
+    """The settings of recipe `name`; a recipe file is a mapping of training config keys."""
+    path = directory / f"{name}.yaml"
+    content = yaml.safe_load(path.read_text())
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: a recipe is a mapping of settings")
+    return content

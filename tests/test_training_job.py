@@ -1,0 +1,317 @@
+"""TrainingJob under mocks: IRSA identity scoped to the job's checkpoints, service account,
+recipe ConfigMap and the job object of each engine, all through the cluster's provider."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+import yaml
+
+from components import training_manifests as tm
+from components.config import ConfigError, parse_stack_config
+from components.program import ProgramRun, run_program
+from components.shared_infra import SharedInfra, SharedInfraArgs
+from components.training_job import TrainingJob, TrainingJobArgs
+from tests.conftest import MINIMAL, policy_statements
+from tests.test_rendered_policies import parliament_findings
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlplatform-training@sha256:" + "ef" * 32
+ISSUER = "oidc.eks.us-east-1.amazonaws.com/id/5C5B0F8D3E7A4B1C9D2E6F0A1B2C3D4E"
+OIDC_ARN = f"arn:aws:iam::123456789012:oidc-provider/{ISSUER}"
+RECIPE = {"model": "llama3-8b", "max_steps": 100}
+ROLE = "aws:iam/role:Role"
+
+
+@dataclass
+class FakeCluster:
+    """The three things a job needs of a GpuEksCluster."""
+
+    provider: k8s.Provider
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer: pulumi.Output[str]
+
+
+def build_job(engine: str = "hyperpod", **overrides: Any) -> ProgramRun:
+    def program() -> dict[str, Any]:
+        shared = SharedInfra("mlp", SharedInfraArgs(region="us-east-1"))
+        cluster = FakeCluster(
+            provider=k8s.Provider("gpu-k8s", kubeconfig="{}"),
+            oidc_provider_arn=pulumi.Output.from_input(OIDC_ARN),
+            oidc_issuer=pulumi.Output.from_input(ISSUER),
+        )
+        settings: dict[str, Any] = {
+            "name": "llama3-8b",
+            "engine": engine,
+            "instance_type": "ml.p5.48xlarge" if engine == "hyperpod" else "p5.48xlarge",
+            "nodes": 2,
+            "recipe": RECIPE,
+        }
+        job = TrainingJob(
+            "mlp-llama3-8b",
+            TrainingJobArgs(
+                shared=shared,
+                cluster=cluster,
+                image=IMAGE,
+                job=tm.JobSettings(**{**settings, **overrides}),
+            ),
+        )
+        return {"roleArn": job.role_arn, "checkpoints": job.checkpoint_s3_uri}
+
+    return run_program(program, project="mlplatform", stack="test", config={})
+
+
+@pytest.fixture(scope="module")
+def hyperpod_run() -> ProgramRun:
+    return build_job("hyperpod")
+
+
+@pytest.fixture(scope="module")
+def eks_run() -> ProgramRun:
+    return build_job("eks", min_nodes=1, max_nodes=4)
+
+
+def job_role(run: ProgramRun) -> Any:
+    return run.named("mlp-llama3-8b-role", ROLE)
+
+
+def test_only_the_jobs_service_account_can_assume_its_role(hyperpod_run: ProgramRun) -> None:
+    trust = json.loads(job_role(hyperpod_run).inputs["assumeRolePolicy"])
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"Federated": OIDC_ARN}
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"]["StringEquals"] == {
+        f"{ISSUER}:sub": "system:serviceaccount:training:llama3-8b",
+        f"{ISSUER}:aud": "sts.amazonaws.com",
+    }
+
+
+def test_the_job_reads_datasets_and_writes_only_its_checkpoint_prefix(
+    hyperpod_run: ProgramRun,
+) -> None:
+    policy = hyperpod_run.named("mlp-llama3-8b-policy").inputs["policy"]
+    statements = {s["Sid"]: s for s in policy_statements(policy)}
+    datasets = hyperpod_run.named("mlp-datasets", "aws:s3/bucket:Bucket").outputs["arn"]
+    models = hyperpod_run.named("mlp-models", "aws:s3/bucket:Bucket").outputs["arn"]
+    assert statements["ReadDatasets"]["Resource"] == [f"{datasets}/*"]
+    assert statements["ReadDatasets"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert statements["ReadWriteOwnCheckpoints"]["Resource"] == [
+        f"{models}/checkpoints/llama3-8b/*"
+    ]
+    assert statements["ListOwnCheckpoints"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["checkpoints/llama3-8b/", "checkpoints/llama3-8b/*"]}
+    }
+    writes = {"s3:PutObject", "s3:DeleteObject"}
+    for sid, statement in statements.items():
+        if writes & set(statement["Action"]):
+            assert sid == "ReadWriteOwnCheckpoints"
+    assert parliament_findings(policy) == []
+
+
+def test_the_service_account_is_annotated_with_the_role(hyperpod_run: ProgramRun) -> None:
+    (account,) = hyperpod_run.of_type("kubernetes:core/v1:ServiceAccount")
+    metadata = account.inputs["metadata"]
+    assert metadata["name"] == "llama3-8b" and metadata["namespace"] == "training"
+    assert metadata["annotations"] == {
+        "eks.amazonaws.com/role-arn": job_role(hyperpod_run).outputs["arn"]
+    }
+    assert account.inputs["automountServiceAccountToken"] is False
+
+
+def test_the_recipe_is_a_config_map(hyperpod_run: ProgramRun) -> None:
+    (config_map,) = hyperpod_run.of_type("kubernetes:core/v1:ConfigMap")
+    assert config_map.inputs["metadata"]["name"] == "llama3-8b-recipe"
+    assert yaml.safe_load(config_map.inputs["data"]["recipe.yaml"]) == RECIPE
+
+
+def test_hyperpod_engine_deploys_a_hyperpod_pytorch_job_by_image_digest(
+    hyperpod_run: ProgramRun,
+) -> None:
+    (job,) = hyperpod_run.of_type("kubernetes:sagemaker.amazonaws.com/v1:HyperPodPyTorchJob")
+    assert tm.check_job_structure(job.inputs) == []
+    (template,) = tm.pod_templates(job.inputs)
+    (container,) = template["spec"]["containers"]
+    assert container["image"] == IMAGE
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": 8, "vpc.amazonaws.com/efa": 32}
+    assert template["spec"]["serviceAccountName"] == "llama3-8b"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLPLATFORM_CHECKPOINT_S3_URI"] == hyperpod_run.outputs["checkpoints"]
+
+
+def test_eks_engine_deploys_an_elastic_pytorch_job(eks_run: ProgramRun) -> None:
+    (job,) = eks_run.of_type("kubernetes:kubeflow.org/v1:PyTorchJob")
+    assert job.inputs["spec"]["elasticPolicy"]["minReplicas"] == 1
+    assert job.inputs["spec"]["elasticPolicy"]["maxReplicas"] == 4
+    assert tm.check_job_structure(job.inputs) == []
+    assert not eks_run.of_type("kubernetes:sagemaker.amazonaws.com/v1:HyperPodPyTorchJob")
+
+
+def test_the_job_waits_for_its_identity_and_recipe_and_uses_the_cluster_provider(
+    hyperpod_run: ProgramRun,
+) -> None:
+    (job,) = hyperpod_run.of_type("kubernetes:sagemaker.amazonaws.com/v1:HyperPodPyTorchJob")
+    (account,) = hyperpod_run.of_type("kubernetes:core/v1:ServiceAccount")
+    (config_map,) = hyperpod_run.of_type("kubernetes:core/v1:ConfigMap")
+    assert {account.urn, config_map.urn} <= set(job.depends_on)
+    (provider,) = hyperpod_run.of_type("pulumi:providers:kubernetes")
+    for resource in (job, account, config_map):
+        assert resource.provider.startswith(provider.urn)
+
+
+def test_everything_is_parented_to_the_component(hyperpod_run: ProgramRun) -> None:
+    (component,) = hyperpod_run.of_type("mlplatform:index:TrainingJob")
+    children = [r for r in hyperpod_run.resources if r.parent == component.urn]
+    assert sorted(r.type for r in children) == [
+        "aws:iam/role:Role",
+        "aws:iam/rolePolicy:RolePolicy",
+        "kubernetes:core/v1:ConfigMap",
+        "kubernetes:core/v1:ServiceAccount",
+        "kubernetes:sagemaker.amazonaws.com/v1:HyperPodPyTorchJob",
+    ]
+
+
+# --- config: mlplatform:trainingJobs ------------------------------------------------------------
+
+HP_CLUSTER = {
+    "name": "train",
+    "instanceGroups": [{"name": "p5", "instanceType": "ml.p5.48xlarge", "count": 4}],
+}
+EKS = {
+    "gpuNodeGroups": [
+        {"name": "train", "instanceTypes": ["p4d.24xlarge"], "efa": True, "maxSize": 4},
+        {"name": "gpu", "instanceTypes": ["g5.12xlarge"], "maxSize": 2},
+    ]
+}
+# The stack the jobs below run on: its EKS cluster, and a HyperPod cluster whose nodes join it.
+JOB_STACK = {
+    **MINIMAL,
+    "mlplatform:vpcEndpoints": ["sts", "ecr.api", "ecr.dkr", "sagemaker.api", "eks-auth"],
+    "mlplatform:eks": EKS,
+    "mlplatform:hyperpodClusters": [HP_CLUSTER],
+}
+HP_JOB = {
+    "name": "llama",
+    "engine": "hyperpod",
+    "instanceType": "ml.p5.48xlarge",
+    "nodes": 4,
+    "recipe": "llama3-8b",
+}
+EKS_JOB = {"name": "smoke", "engine": "eks", "instanceType": "g5.12xlarge", "recipe": "tiny-cpu"}
+
+
+def parse_jobs(jobs: list[Any], **overrides: Any) -> Any:
+    raw = {**JOB_STACK, **overrides, "mlplatform:trainingJobs": jobs}
+    return parse_stack_config(raw, "Pulumi.test.yaml")
+
+
+def test_training_jobs_are_empty_by_default() -> None:
+    assert parse_stack_config(MINIMAL, "Pulumi.test.yaml").training_jobs == ()
+
+
+def test_a_job_gets_its_recipe_with_overrides() -> None:
+    job = {**HP_JOB, "overrides": {"max_steps": 10, "data": "/fsx/data/mine"}}
+    (parsed,) = parse_jobs([job]).training_jobs
+    recipe = parsed.recipe_content()
+    assert recipe["max_steps"] == 10 and recipe["data"] == "/fsx/data/mine"
+    assert recipe["model"] == "llama3-8b"  # the rest comes from training/configs/llama3-8b.yaml
+
+
+TRAINING_JOB_ERRORS = [
+    (
+        [{**HP_JOB, "recipe": "llama9"}],
+        "mlplatform:trainingJobs[0].recipe: 'llama9' is not a recipe of training/configs (known: ",
+    ),
+    (
+        [{**HP_JOB, "instanceType": "ml.m5.xlarge"}],
+        "mlplatform:trainingJobs[0].instanceType: 'ml.m5.xlarge' is not a GPU instance type",
+    ),
+    (
+        [{**HP_JOB, "instanceType": "p5.48xlarge"}],
+        "mlplatform:trainingJobs[0].instanceType: HyperPod instance types are ml.* names",
+    ),
+    (
+        [{**HP_JOB, "instanceType": "ml.g5.12xlarge"}],
+        "mlplatform:trainingJobs[0].instanceType: HyperPod cluster 'train' has no ml.g5.12xlarge nodes",
+    ),
+    (
+        [{**HP_JOB, "nodes": 5}],
+        "mlplatform:trainingJobs[0].nodes: 5 is more than the 4 ml.p5.48xlarge nodes of HyperPod cluster 'train'",
+    ),
+    (
+        [{**HP_JOB, "hyperpodCluster": "other"}],
+        "mlplatform:trainingJobs[0].hyperpodCluster: 'other' is not a HyperPod cluster on the stack's EKS cluster",
+    ),
+    (
+        [{**HP_JOB, "minNodes": 2}],
+        "mlplatform:trainingJobs[0].minNodes: elastic bounds are for engine eks",
+    ),
+    (
+        [HP_JOB, HP_JOB],
+        "mlplatform:trainingJobs[1].name: 'llama' is used twice",
+    ),
+    (
+        [{**HP_JOB, "name": "Llama_8B"}],
+        "mlplatform:trainingJobs[0].name: 'Llama_8B' is not a Kubernetes name",
+    ),
+    (
+        [{**HP_JOB, "engine": "slurm"}],
+        "mlplatform:trainingJobs[0].engine: 'slurm' is not one of 'hyperpod' or 'eks'",
+    ),
+    (
+        [{**HP_JOB, "engine": "eks", "instanceType": "ml.p5.48xlarge"}],
+        "mlplatform:trainingJobs[0].instanceType: EKS node groups use EC2 names (no ml. prefix)",
+    ),
+    (
+        [{**HP_JOB, "engine": "eks", "instanceType": "p5.48xlarge", "minNodes": 5}],
+        "mlplatform:trainingJobs[0].nodes: 4 is outside minNodes..maxNodes (5..4)",
+    ),
+    (
+        [{**EKS_JOB, "instanceType": "p5.48xlarge"}],
+        "mlplatform:trainingJobs[0].instanceType: the EKS GPU node groups have no p5.48xlarge nodes",
+    ),
+    (
+        [{**EKS_JOB, "maxNodes": 3}],
+        "mlplatform:trainingJobs[0].maxNodes: 3 is more than the 2 g5.12xlarge nodes of the EKS GPU node groups",
+    ),
+    (
+        [{**HP_JOB, "env": {"BAD-NAME": "1"}}],
+        "mlplatform:trainingJobs[0].env: 'BAD-NAME' is not an environment variable name",
+    ),
+    (
+        [{**HP_JOB, "maxRetry": 3}],
+        "mlplatform:trainingJobs[0].maxRetry: is not a known key (did you mean 'maxRetries'?)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("jobs", "message"), TRAINING_JOB_ERRORS)
+def test_training_job_mistakes_are_one_line_naming_the_key(jobs: list[Any], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_jobs(jobs)
+    assert str(error.value).startswith(f"Pulumi.test.yaml: {message}")
+    assert "\n" not in str(error.value)
+
+
+def test_jobs_need_the_stacks_eks_cluster() -> None:
+    with pytest.raises(ConfigError, match=r"trainingJobs\[0\]: needs the stack's EKS cluster"):
+        parse_jobs([EKS_JOB], **{"mlplatform:eks": None, "mlplatform:hyperpodClusters": []})
+
+
+def test_a_hyperpod_job_needs_a_hyperpod_cluster_to_run_on() -> None:
+    with pytest.raises(
+        ConfigError, match=r"trainingJobs\[0\].hyperpodCluster: is required: the stack has 0"
+    ):
+        parse_jobs([HP_JOB], **{"mlplatform:hyperpodClusters": []})
+
+
+def test_a_hyperpod_cluster_in_another_eks_cluster_cannot_run_the_stacks_jobs() -> None:
+    elsewhere = {**HP_CLUSTER, "eksClusterArn": "arn:aws:eks:us-east-1:123456789012:cluster/x"}
+    with pytest.raises(ConfigError, match="'train' is not a HyperPod cluster on the stack's EKS"):
+        parse_jobs(
+            [{**HP_JOB, "hyperpodCluster": "train"}],
+            **{"mlplatform:hyperpodClusters": [elsewhere]},
+        )
