@@ -133,12 +133,23 @@ class TrainConfig:
 
     def _check_paths(self) -> None:
         """Refuse outputs that can only fail later, after hours of training."""
-        for name in ("checkpoint_dir", "model_dir"):
+        for name, want_dir in (
+            ("checkpoint_dir", True),
+            ("model_dir", True),
+            ("metrics_file", False),
+        ):
             value = getattr(self, name)
-            if value and Path(value).exists() and not Path(value).is_dir():
-                raise ConfigError(f"{flag_name(name)}: {value!r} is a file, not a directory")
-        if self.metrics_file and Path(self.metrics_file).is_dir():
-            raise ConfigError(f"--metrics-file: {self.metrics_file!r} is a directory, not a file")
+            if not value:
+                continue
+            try:
+                wrong = Path(value).is_dir() != want_dir and Path(value).exists()
+            except OSError as error:  # e.g. a name too long for the file system
+                raise ConfigError(
+                    f"{flag_name(name)}: {value!r} is not a usable path ({error.strerror})"
+                ) from None
+            if wrong:
+                kind = ("a file, not a directory", "a directory, not a file")[not want_dir]
+                raise ConfigError(f"{flag_name(name)}: {value!r} is {kind}")
 
     def validate_world(self, world_size: int, local_world_size: int) -> None:
         """Checks that need the job's shape: batch divisibility and the hybrid mesh."""

@@ -113,8 +113,18 @@ def _tree(directory: Path) -> dict[str, bytes]:
         (lambda d: ["--config", str(d / "binary.yaml")], "cannot read"),
         (lambda d: ["--config", str(d / "broken.yaml")], "not valid YAML"),
         (lambda d: ["--config", str(d / "a-dir")], "is not a file or a recipe"),
+        (lambda d: ["--checkpoint-dir", str(d / ("x" * 300))], "is not a usable path"),
     ],
-    ids=["ckpt-dir-file", "model-dir-file", "metrics-dir", "missing", "binary", "broken", "dir"],
+    ids=[
+        "ckpt-dir-file",
+        "model-dir-file",
+        "metrics-dir",
+        "missing",
+        "binary",
+        "broken",
+        "dir",
+        "name-too-long",
+    ],
 )
 def test_hostile_paths_fail_in_one_line_and_touch_nothing(tmp_path, make_argv, message):
     (tmp_path / "a-file").write_text("precious\n")
