@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -30,6 +31,7 @@ from training.checkpointing import (  # noqa: E402
     Progress,
     Trainable,
 )
+from training.checkpointing.signals import StopRequest  # noqa: E402
 
 
 class TinyModel(nn.Module):
@@ -81,6 +83,7 @@ def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     rank = int(sys.argv[2])
     os.environ.update(spec.get("env", {}))
+    logging.basicConfig(level=logging.INFO, format=f"[rank {rank}] %(levelname)s %(message)s")
     dist.init_process_group(
         "gloo",
         init_method=f"tcp://127.0.0.1:{spec['port']}",
@@ -105,8 +108,13 @@ def main() -> None:
         "errors": [],
     }
     out_path = Path(spec["out_dir"]) / f"rank{rank}.json"
+    out_path.write_text(json.dumps(out))
+    stop = StopRequest()
     try:
         for step in range(start + 1, spec["steps"] + 1):
+            if stop.should_stop():
+                out["stopped_before"] = step
+                break
             x = torch.randn(8, spec.get("width", 32))
             loss = model(x).pow(2).mean()
             loss.backward()
@@ -121,6 +129,7 @@ def main() -> None:
                 time.sleep(spec["step_sleep"])
             out_path.write_text(json.dumps(out))
         ckpt.close()
+        out["last_saved_step"] = ckpt.last_saved_step
     except CheckpointError as exc:
         out["errors"].append(str(exc))
     out_path.write_text(json.dumps(out))

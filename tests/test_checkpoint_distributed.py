@@ -1,16 +1,22 @@
 """Checkpointing across ranks (gloo on 127.0.0.1): FSDP2-sharded state, async saves on the
-dedicated group, bit-identical resume, resharding 2 -> 4 ranks and full -> hybrid."""
+dedicated group, bit-identical resume, resharding 2 -> 4 ranks and full -> hybrid, SIGTERM and
+SIGKILL during saves."""
 
 from __future__ import annotations
 
+import json
+import random
 import shutil
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.checkpoint_harness import run
-from training.checkpointing.commit import read_commit
+from tests.checkpoint_harness import launch, run
+from training.checkpointing.commit import read_commit, verify
+from training.checkpointing.tiers import LocalTier
 
 pytestmark = pytest.mark.distributed
 
@@ -69,3 +75,81 @@ def test_two_rank_checkpoint_loads_into_four_ranks(
     assert {r["restored_step"] for r in resumed} == {12}
     assert {r["digest_after_restore"] for r in resumed} == {uninterrupted[0]["digests"]["12"]}
     assert all(list(r["losses"]) == ["13"] for r in resumed)  # and training goes on
+
+
+def wait_for_losses(out: Path, count: int, timeout: float = 60) -> None:
+    """Until rank 0 has trained `count` steps in this launch."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len(json.loads((out / "rank0.json").read_text())["losses"]) >= count:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"rank 0 did not reach {count} steps: {(out / 'rank0.log').read_text()}")
+
+
+def newest_complete(directory: Path) -> int | None:
+    """What a correct resume must pick: the newest step whose files match its commit marker."""
+    for step in LocalTier(directory).committed_steps():
+        commit = read_commit(LocalTier(directory).final_dir(step))
+        if commit and not verify(LocalTier(directory).final_dir(step), commit):
+            return step
+    return None
+
+
+def test_sigterm_finishes_the_in_flight_save_and_exits_cleanly(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    spec = {
+        "steps": 1000,
+        "step_sleep": 0.05,
+        "out_dir": str(tmp_path / "out"),
+        "checkpoint": {"local_dir": str(ckpt), "local_every": 1, "local_keep": 2},
+    }
+    procs = launch(spec, tmp_path, world_size=2)
+    wait_for_losses(tmp_path / "out", 5)
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    assert [proc.wait(timeout=60) for proc in procs] == [0, 0]
+    outs = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in range(2)]
+    assert outs[0]["stopped_before"] == outs[1]["stopped_before"]  # the ranks agreed
+    last = outs[0]["last_saved_step"]
+    assert last == outs[0]["stopped_before"] - 1  # the in-flight save was finished...
+    assert newest_complete(ckpt) == last  # ...and committed
+    assert not list(ckpt.glob("*.partial"))
+    assert "stopping on SIGTERM" in (tmp_path / "out" / "rank0.log").read_text()
+
+
+def test_sigkill_at_random_points_during_saves_always_resumes_a_complete_checkpoint(
+    two_rank_run: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    uninterrupted = two_rank_run[1]
+    ckpt = tmp_path / "ckpt"
+    rng = random.Random()
+    seed = rng.randrange(10**6)
+    rng.seed(seed)
+    spec: dict[str, Any] = {
+        "steps": 12,
+        "step_sleep": 0.15,
+        "checkpoint": {"local_dir": str(ckpt), "local_every": 1, "local_keep": 2},
+    }
+    for attempt in range(3):
+        expected = newest_complete(ckpt)
+        out = tmp_path / f"out{attempt}"
+        procs = launch({**spec, "out_dir": str(out)}, tmp_path, world_size=2)
+        wait_for_losses(out, 1)
+        time.sleep(rng.uniform(0.0, 0.6))
+        victim = rng.randrange(2)  # one rank dies, then the job is torn down
+        procs[victim].kill()
+        procs[1 - victim].kill()
+        for proc in procs:
+            proc.wait()
+        restored = json.loads((out / "rank0.json").read_text())["restored_step"]
+        assert restored == expected, f"seed {seed}, attempt {attempt}"
+    expected = newest_complete(ckpt)
+    final = run({**spec, "out_dir": str(tmp_path / "final")}, tmp_path)
+    assert final[0]["restored_step"] == expected, f"seed {seed}"
+    for rank in range(2):
+        for step, loss in final[rank]["losses"].items():
+            assert loss == uninterrupted[rank]["losses"][step], f"seed {seed}, step {step}"
