@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tests.checkpoint_harness import launch, run
-from training.checkpointing.commit import read_commit, verify
-from training.checkpointing.tiers import LocalTier
+from training.checkpointing.commit import read_commit
+from training.checkpointing.tiers import LocalTier, parse_step
 
 pytestmark = pytest.mark.distributed
 
@@ -92,11 +92,8 @@ def wait_for_losses(out: Path, count: int, timeout: float = 60) -> None:
 
 def newest_complete(directory: Path) -> int | None:
     """What a correct resume must pick: the newest step whose files match its commit marker."""
-    for step in LocalTier(directory).committed_steps():
-        commit = read_commit(LocalTier(directory).final_dir(step))
-        if commit and not verify(LocalTier(directory).final_dir(step), commit):
-            return step
-    return None
+    newest = LocalTier(directory).newest_complete()
+    return parse_step(newest.name) if newest else None
 
 
 def test_sigterm_finishes_the_in_flight_save_and_exits_cleanly(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from training.checkpointing.commit import COMMIT_FILE, fsync_dir
+from training.checkpointing.commit import COMMIT_FILE, fsync_dir, read_commit, verify
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,18 @@ class LocalTier:
             return []
         steps = [parse_step(p.name) for p in self.root.iterdir() if (p / COMMIT_FILE).is_file()]
         return sorted((s for s in steps if s is not None), reverse=True)
+
+    def newest_complete(self) -> Path | None:
+        """The newest checkpoint whose files match its commit marker, checked in this process
+        (the Checkpointer spreads the same check over its ranks)."""
+        for step in self.committed_steps():
+            directory = self.final_dir(step)
+            commit = read_commit(directory)
+            problems = verify(directory, commit) if commit else ["unreadable commit marker"]
+            if not problems:
+                return directory
+            log.warning("skipping corrupt checkpoint %s: %s", directory, "; ".join(problems[:5]))
+        return None
 
     def publish(self, step: int) -> Path:
         """Make the committed partial directory of `step` the checkpoint of `step`."""
