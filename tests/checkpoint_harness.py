@@ -18,20 +18,22 @@ import torch
 from moto.server import ThreadedMotoServer
 
 from tests.checkpoint_worker import TinyModel
-from training.checkpointing import CheckpointConfig, Checkpointer, Progress, Trainable
+from training.checkpointing import CheckpointConfig, Progress, Trainable, build_checkpointer
 
 
 class Run:
     """A tiny model + AdamW + LR schedule trained on random batches from the global RNG."""
 
-    def __init__(self, directory: Path, **config: object) -> None:
+    def __init__(self, directory: Path, memory_url: str | None = None, **config: object) -> None:
         torch.manual_seed(0)
         self.model = TinyModel()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-2, weight_decay=0.1)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: 1 / (1 + s))
         cfg = CheckpointConfig(local_dir=str(directory), **config)  # type: ignore[arg-type]
         trainable = Trainable(self.model, self.optimizer, self.scheduler)
-        self.ckpt = Checkpointer(cfg, trainable, run_config={"lr": 1e-2})
+        self.ckpt = build_checkpointer(
+            cfg, trainable, run_config={"lr": 1e-2}, memory_url=memory_url
+        )
         self.losses: dict[int, float] = {}
 
     def train(self, until: int, on_step: Callable[[int], object] = lambda step: None) -> Progress:

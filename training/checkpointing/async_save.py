@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,6 +23,7 @@ from torch.distributed._state_dict_utils import (
 )
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.staging import AsyncStager
+from torch.distributed.checkpoint.storage import StorageWriter
 
 from training.checkpointing.group import CheckpointGroup
 
@@ -76,9 +76,8 @@ class CheckpointWriter:
     def busy(self) -> bool:
         return self._inflight is not None and not self._inflight.done()
 
-    def write(self, state_dict: dict[str, Any], directory: Path, finish: Finish) -> None:
+    def write(self, state_dict: dict[str, Any], storage: StorageWriter, finish: Finish) -> None:
         self.wait()
-        storage = dcp.FileSystemWriter(directory, sync_files=True, overwrite=True)
         if self.mode == "sync":
             self._write_and_finish(
                 lambda: dcp.save(

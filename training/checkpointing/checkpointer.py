@@ -102,7 +102,8 @@ class Checkpointer:
         directory = self.local.partial_dir(step)
         rng = rng_state()  # captured now, written with the rest (errors are gathered there)
         state = self.trainable.state_dict(progress)
-        self.writer.write(state, directory, lambda error: self._commit(step, directory, rng, error))
+        storage = dcp.FileSystemWriter(directory, sync_files=True, overwrite=True)
+        self.writer.write(state, storage, lambda error: self._commit(step, directory, rng, error))
         self.last_saved_step = step
 
     def _commit(

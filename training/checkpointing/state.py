@@ -4,6 +4,7 @@ checkpoint reshards on load), the LR scheduler and training progress, and each r
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from dataclasses import asdict, dataclass, field
@@ -82,8 +83,17 @@ def rng_state() -> dict[str, Any]:
     }
 
 
-def load_rng(path: Path) -> None:
-    state = torch.load(path, weights_only=True)
+def rng_bytes() -> bytes:
+    buffer = io.BytesIO()
+    torch.save(rng_state(), buffer)
+    return buffer.getvalue()
+
+
+def load_rng(source: Path | bytes) -> None:
+    """Restore what rng_state() captured, from a file or bytes (loaded weights-only: no pickle
+    code runs)."""
+    data = io.BytesIO(source) if isinstance(source, bytes) else source
+    state = torch.load(data, weights_only=True)
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
     n = state["numpy"]
