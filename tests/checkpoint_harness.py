@@ -46,7 +46,12 @@ class Run:
             self.scheduler.step()
             self.optimizer.zero_grad()
             self.losses[step] = loss.item()
-            progress = Progress(step=step, tokens_seen=4 * step, loader={"position": step})
+            progress = Progress(
+                step=step,
+                tokens_seen=4 * step,
+                loader={"position": step},
+                rank_state={"seen": step},
+            )
             self.ckpt.save_if_due(step, progress)
         self.ckpt.close()
         return progress

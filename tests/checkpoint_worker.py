@@ -103,6 +103,7 @@ def main() -> None:
     out: dict[str, Any] = {
         "restored_step": restored.step if restored else None,
         "restored_loader": restored.loader if restored else None,
+        "restored_rank_state": restored.rank_state if restored else None,
         "digest_after_restore": digest(model),
         "losses": {},
         "errors": [],
@@ -122,7 +123,12 @@ def main() -> None:
             scheduler.step()
             optimizer.zero_grad()
             out["losses"][step] = loss.item()
-            progress = Progress(step=step, tokens_seen=step * 8, loader={"position": step * 8})
+            progress = Progress(
+                step=step,
+                tokens_seen=step * 8,
+                loader={"position": step * 8},
+                rank_state={"rank": rank, "position": step},
+            )
             if ckpt.save_if_due(step, progress) and step in spec.get("digest_at", []):
                 out.setdefault("digests", {})[step] = digest(model)
             if spec.get("step_sleep"):

@@ -48,9 +48,7 @@ def test_every_rank_commits_one_checkpoint_with_all_files(two_rank_run: tuple[Pa
     commit = read_commit(two_rank_run[0] / "step_000000012")
     assert commit is not None
     assert (commit.step, commit.world_size, commit.mesh["mesh"]) == (12, 2, [2])
-    assert {"__0_0.distcp", "__1_0.distcp", "rng_rank00000.pt", "rng_rank00001.pt"} <= set(
-        commit.files
-    )
+    assert {"__0_0.distcp", "__1_0.distcp", "rank_00000.pt", "rank_00001.pt"} <= set(commit.files)
 
 
 def test_two_rank_resume_is_bit_identical(two_rank_run: tuple[Path, list], tmp_path: Path) -> None:
@@ -61,6 +59,7 @@ def test_two_rank_resume_is_bit_identical(two_rank_run: tuple[Path, list], tmp_p
     for rank in range(2):
         assert resumed[rank]["restored_step"] == 8
         assert resumed[rank]["restored_loader"] == {"position": 64}
+        assert resumed[rank]["restored_rank_state"] == {"rank": rank, "position": 8}
         assert resumed[rank]["digest_after_restore"] == uninterrupted[0]["digests"]["8"]
         expected = {s: uninterrupted[rank]["losses"][s] for s in ("9", "10", "11", "12")}
         assert resumed[rank]["losses"] == expected
@@ -73,6 +72,13 @@ def test_two_rank_checkpoint_loads_into_four_ranks(
     directory, uninterrupted = two_rank_run
     resumed = resume(directory, tmp_path, world_size=4, shard=shard, steps=13)
     assert {r["restored_step"] for r in resumed} == {12}
+    # ranks 2 and 3 did not exist in the saving job: no per-rank state for them
+    assert [r["restored_rank_state"] for r in resumed] == [
+        {"rank": 0, "position": 12},
+        {"rank": 1, "position": 12},
+        {},
+        {},
+    ]
     assert {r["digest_after_restore"] for r in resumed} == {uninterrupted[0]["digests"]["12"]}
     assert all(list(r["losses"]) == ["13"] for r in resumed)  # and training goes on
 

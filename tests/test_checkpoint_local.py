@@ -56,7 +56,9 @@ def test_resume_reproduces_the_uninterrupted_losses_bit_for_bit(
 
 def test_resume_restores_progress_and_loader_position(copy_of: Path) -> None:
     progress = Run(copy_of).ckpt.restore()
-    assert progress == Progress(step=12, tokens_seen=48, loader={"position": 12})
+    assert progress == Progress(
+        step=12, tokens_seen=48, loader={"position": 12}, rank_state={"seen": 12}
+    )
 
 
 def test_commit_marker_describes_every_file(copy_of: Path) -> None:
@@ -67,7 +69,7 @@ def test_commit_marker_describes_every_file(copy_of: Path) -> None:
     assert commit.config_hash == config_hash({"lr": 1e-2})
     assert commit.code_version and commit.code_version != ""
     on_disk = {p.name for p in directory.iterdir()} - {COMMIT_FILE}
-    assert set(commit.files) == on_disk == {".metadata", "__0_0.distcp", "rng_rank00000.pt"}
+    assert set(commit.files) == on_disk == {".metadata", "__0_0.distcp", "rank_00000.pt"}
     for name, entry in commit.files.items():
         assert file_entry(directory / name) == entry
 
@@ -170,7 +172,7 @@ def test_disk_full_gives_a_clear_error_and_keeps_the_previous_checkpoint(tiny_di
         ({"mode": "later"}, "mode: 'later' is not 'async' or 'sync'"),
         ({"s3_uri": "bucket/x", "local_dir": "/x"}, "s3_uri: 'bucket/x' is not s3://bucket"),
         ({"s3_uri": "s3://ok-bucket/x"}, "s3_uri: the S3 tier uploads committed tier-1"),
-        ({"backend": "mtc"}, "backend: 'mtc' needs s3_uri"),
+        ({"backend": "mtc"}, "backend: 'mtc' needs an S3 URI"),
     ],
 )
 def test_config_errors_name_the_setting(settings: dict[str, object], error: str) -> None:

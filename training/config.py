@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from training.checkpointing.config import CheckpointConfig, CheckpointConfigError
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -25,6 +28,20 @@ SHARDINGS = ("full", "hybrid")
 MIXED_PRECISIONS = ("bf16", "fp32")
 LR_SCHEDULES = ("cosine", "linear", "constant")
 DEVICES = ("auto", "cpu", "cuda")
+CHECKPOINT_MODES = ("async", "sync")
+CHECKPOINT_BACKENDS = ("dcp", "mtc")
+# CheckpointConfig field -> the flag that sets it (for error messages)
+_CHECKPOINT_FLAGS = {
+    "local_dir": "--checkpoint-dir",
+    "local_every": "--checkpoint-interval",
+    "local_keep": "--checkpoint-keep",
+    "s3_uri": "--checkpoint-s3-uri",
+    "s3_every": "--checkpoint-s3-interval",
+    "s3_keep": "--checkpoint-s3-keep",
+    "mode": "--checkpoint-mode",
+    "backend": "--checkpoint-backend",
+    "mtc_namespace": "--checkpoint-namespace",
+}
 _AC_PATTERN = re.compile(r"^(none|full|every-([1-9][0-9]*))$")
 
 
@@ -85,6 +102,26 @@ class TrainConfig:
     # checkpoints, metrics, logging
     checkpoint_dir: str = _f("", "where checkpoints go and resume comes from ('' disables)")
     checkpoint_interval: int = _f(0, "save every N steps (0: only at the end)", min=0)
+    checkpoint_keep: int = _f(2, "complete checkpoints kept in --checkpoint-dir", min=1)
+    checkpoint_s3_uri: str = _f(
+        "",
+        "tier 2: s3://bucket/prefix the committed checkpoints are uploaded to in the background "
+        "('' disables; default: $MLPLATFORM_CHECKPOINT_S3_URI when --checkpoint-dir is set)",
+    )
+    checkpoint_s3_interval: int = _f(1000, "upload to S3 every N steps", min=1)
+    checkpoint_s3_keep: int = _f(3, "complete checkpoints kept in S3", min=1)
+    checkpoint_mode: str = _f(
+        "async",
+        "async: the loop waits only for staging; sync: for the whole write",
+        choices=CHECKPOINT_MODES,
+    )
+    checkpoint_backend: str = _f(
+        "dcp",
+        "dcp: --checkpoint-dir + S3; mtc: SageMaker managed tiered checkpointing (HyperPod "
+        "memory + --checkpoint-s3-uri)",
+        choices=CHECKPOINT_BACKENDS,
+    )
+    checkpoint_namespace: str = _f("", "mtc: the job's checkpoint namespace (unique per job)")
     model_dir: str = _f("", "write the final model weights here (safetensors) ('' skips)")
     metrics_file: str = _f("", "append one JSON line per step here ('' disables)")
     log_interval: int = _f(1, "log every N steps", min=1)
@@ -129,6 +166,7 @@ class TrainConfig:
         if self.model not in PRESETS:
             raise ConfigError(f"--model: {self.model!r} is not one of {', '.join(PRESETS)}")
         self._check_paths()
+        self.checkpoint_config({})
         return self
 
     def _check_paths(self) -> None:
@@ -150,6 +188,28 @@ class TrainConfig:
             if wrong:
                 kind = ("a file, not a directory", "a directory, not a file")[not want_dir]
                 raise ConfigError(f"{flag_name(name)}: {value!r} is {kind}")
+
+    def checkpoint_config(self, environ: Mapping[str, str]) -> CheckpointConfig:
+        """The checkpointing settings (training/checkpointing) these flags describe; errors
+        name the flag. `--checkpoint-interval 0` saves only at the end (--max-steps)."""
+        s3_uri = self.checkpoint_s3_uri
+        if not s3_uri and self.checkpoint_dir:
+            s3_uri = environ.get("MLPLATFORM_CHECKPOINT_S3_URI", "")
+        try:
+            return CheckpointConfig(
+                local_dir=self.checkpoint_dir,
+                local_every=self.checkpoint_interval or self.max_steps,
+                local_keep=self.checkpoint_keep,
+                s3_uri=s3_uri,
+                s3_every=self.checkpoint_s3_interval,
+                s3_keep=self.checkpoint_s3_keep,
+                mode=self.checkpoint_mode,  # type: ignore[arg-type]
+                backend=self.checkpoint_backend,  # type: ignore[arg-type]
+                mtc_namespace=self.checkpoint_namespace,
+            )
+        except CheckpointConfigError as exc:
+            name, _, problem = str(exc).partition(": ")
+            raise ConfigError(f"{_CHECKPOINT_FLAGS.get(name, name)}: {problem}") from None
 
     def validate_world(self, world_size: int, local_world_size: int) -> None:
         """Checks that need the job's shape: batch divisibility and the hybrid mesh."""

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from training import efa
 from training.checkpoint import Checkpointer, TrainState
+from training.checkpointing.signals import StopRequest
 from training.config import ConfigError, TrainConfig, parse_args
 from training.data import Batches, open_stream
 from training.metrics import Metrics, StepStats, peak_tflops, setup_logging
@@ -126,8 +127,15 @@ def _train(cfg: TrainConfig, rt: Runtime) -> list[dict[str, Any]]:
     micro_batch = cfg.micro_batch(rt.world_size)
     batches = Batches(stream, micro_batch, args.vocab_size, rt.device)
     state = TrainState(step=0, model=model, optimizer=optimizer, scheduler=scheduler, data=batches)
-    checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_interval, cfg.max_steps)
+    checkpointer = Checkpointer(
+        cfg.checkpoint_config(os.environ),
+        cfg.max_steps,
+        cfg.to_dict(),
+        tokens_per_step=cfg.batch_size * cfg.seq_len,
+        mesh={"shape": list(mesh.shape), "dims": list(mesh.mesh_dim_names or ())},
+    )
     checkpointer.restore(state)
+    stop = StopRequest()  # SIGTERM / Ctrl-C: leave at a step boundary, finish the save, exit
 
     fpt = flops_per_token(args, cfg.seq_len)
     metrics = Metrics(
@@ -151,6 +159,8 @@ def _train(cfg: TrainConfig, rt: Runtime) -> list[dict[str, Any]]:
     params = [p for p in model.parameters() if p.requires_grad]
     try:
         for step in range(state.step + 1, cfg.max_steps + 1):
+            if stop.should_stop():
+                break
             started = time.perf_counter()
             loss_sum = torch.zeros((), device=rt.device)
             for micro in range(cfg.grad_accum_steps):
@@ -184,6 +194,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> list[dict[str, Any]]:
             save_model(model, args, cfg.model_dir, rt.rank)
     finally:
         checkpointer.close()
+        stop.uninstall()
         metrics.close()
     return records
 

@@ -110,13 +110,15 @@ def sharded_fill_equals_full_fill() -> bool:
 def resume_after_interruption(config: dict[str, Any]) -> dict[str, list[float]]:
     """Train with checkpoints; make the last one incomplete; train again: it resumes from the
     last complete one and must reproduce the same losses."""
-    from training.checkpoint import COMMITTED, committed_steps, step_dir
+    from training.checkpointing.commit import COMMIT_FILE
+    from training.checkpointing.tiers import LocalTier
 
     straight = run_configs([config])[0]
-    steps = committed_steps(config["checkpoint_dir"])
+    tier1 = LocalTier(config["checkpoint_dir"])
+    steps = sorted(tier1.committed_steps())
     dist.barrier()
     if dist.get_rank() == 0:
-        (step_dir(config["checkpoint_dir"], steps[-1]) / COMMITTED).unlink()
+        (tier1.final_dir(steps[-1]) / COMMIT_FILE).unlink()
     dist.barrier()
     resumed = run_configs([config])[0]
     return {"straight": straight, "resumed": resumed, "steps": [float(s) for s in steps]}

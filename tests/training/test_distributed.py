@@ -111,7 +111,7 @@ def test_sharded_initialisation_equals_full_initialisation():
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     config = {**BASE, "max_steps": 6, "checkpoint_dir": str(tmp_path), "checkpoint_interval": 2,
-              "grad_accum_steps": 2}  # fmt: skip
+              "checkpoint_keep": 3, "grad_accum_steps": 2}  # fmt: skip
     result = spawn(resume_after_interruption, 2, config)[0]
     assert result["steps"] == [2.0, 4.0, 6.0]
     # step 6's checkpoint lost its commit marker: resume from step 4, run steps 5 and 6 again

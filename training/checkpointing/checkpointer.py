@@ -32,7 +32,7 @@ from training.checkpointing.config import CheckpointConfig
 from training.checkpointing.group import CheckpointGroup
 from training.checkpointing.retention import expired
 from training.checkpointing.s3 import S3Tier
-from training.checkpointing.state import Progress, Trainable, load_rng, rng_file, rng_state
+from training.checkpointing.state import Progress, Trainable, load_rank, rank_file, rank_payload
 from training.checkpointing.tiers import LocalTier, step_name
 
 log = logging.getLogger(__name__)
@@ -100,17 +100,18 @@ class Checkpointer:
         the previous async save's failure, or for this save's in sync mode."""
         self.writer.wait()  # at most one save in flight: its buffers are about to be reused
         directory = self.local.partial_dir(step)
-        rng = rng_state()  # captured now, written with the rest (errors are gathered there)
+        # captured now, written with the rest (where write errors are gathered)
+        mine = rank_payload(progress.rank_state)
         state = self.trainable.state_dict(progress)
         storage = dcp.FileSystemWriter(directory, sync_files=True, overwrite=True)
-        self.writer.write(state, storage, lambda error: self._commit(step, directory, rng, error))
+        self.writer.write(state, storage, lambda error: self._commit(step, directory, mine, error))
         self.last_saved_step = step
 
     def _commit(
         self,
         step: int,
         directory: Path,
-        rng: dict[str, Any],
+        rank_payload: dict[str, Any],
         write_error: BaseException | None,
     ) -> None:
         """Runs on every rank once its write is done (or failed): gather every rank's file
@@ -118,9 +119,9 @@ class Checkpointer:
         mine: dict[str, Any]
         if write_error is None:
             try:
-                torch.save(rng, directory / rng_file(self.group.rank))
+                torch.save(rank_payload, directory / rank_file(self.group.rank))
                 names = [p.name for p in directory.glob(f"__{self.group.rank}_*.distcp")]
-                names.append(rng_file(self.group.rank))
+                names.append(rank_file(self.group.rank))
                 mine = {"files": {name: file_entry(directory / name) for name in names}}
             except OSError as exc:
                 mine = {"error": f"rank {self.group.rank}: {exc}", "disk_full": _is_disk_full(exc)}
@@ -229,12 +230,13 @@ class Checkpointer:
             no_dist=not self.group.distributed,
         )
         progress = self.trainable.load_state_dict(state)
-        rng = directory / rng_file(self.group.rank)
-        if rng.is_file():
-            load_rng(rng)
+        mine = directory / rank_file(self.group.rank)
+        if mine.is_file():
+            progress.rank_state = load_rank(mine)
         else:
             log.warning(
-                "%s has no RNG state for rank %d (saved by fewer ranks); keeping this rank's seed",
+                "%s has no state for rank %d (saved by fewer ranks): it keeps its seeded RNG "
+                "and starting data position",
                 directory,
                 self.group.rank,
             )

@@ -71,10 +71,10 @@ class CheckpointConfig:
             parse_s3_uri(self.s3_uri)
         if self.backend == "dcp" and self.s3_uri and not self.local_dir:
             raise CheckpointConfigError(
-                "s3_uri: the S3 tier uploads committed tier-1 checkpoints, set local_dir too"
+                "s3_uri: the S3 tier uploads committed tier-1 checkpoints: set a local directory"
             )
         if self.backend == "mtc" and not self.s3_uri:
-            raise CheckpointConfigError("backend: 'mtc' needs s3_uri (its durable tier)")
+            raise CheckpointConfigError("backend: 'mtc' needs an S3 URI (its durable tier)")
         if self.upload_retries < 0 or self.upload_backoff_max_s <= 0 or self.close_timeout_s < 0:
             raise CheckpointConfigError(
                 "upload_retries/upload_backoff_max_s/close_timeout_s: must be positive"

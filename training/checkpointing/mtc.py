@@ -6,8 +6,9 @@ both, and its reader falls back to S3 when memory has nothing (a new cluster) or
 Saves go to memory every `local_every` steps and to S3 too every `s3_every` steps; the loop
 waits only for staging, as with the dcp backend. Completeness and checksums are the library's
 (its metadata is written last; memory shards carry xxh3 checksums; a step is complete in S3 only
-when every rank's shard is there), so there is no COMMIT.json in this mode. The RNG states ride
-in the DCP state dict (one entry per rank; ranks a smaller job never wrote keep their seed).
+when every rank's shard is there), so there is no COMMIT.json in this mode. Each rank's RNG states
+and own state ride in the DCP state dict (one entry per rank; ranks a smaller job never wrote
+keep their seed).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 from training.checkpointing.async_save import CheckpointWriter
 from training.checkpointing.config import CheckpointConfig, parse_s3_uri
 from training.checkpointing.group import CheckpointGroup
-from training.checkpointing.state import Progress, Trainable, load_rng, rng_bytes
+from training.checkpointing.state import Progress, Trainable, load_rank, rank_bytes
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,8 @@ class MtcCheckpointer:
             storage.client.config.base_url = self.memory_url.rstrip("/")
         return storage
 
-    def _state(self, progress: Progress, rng: bytes) -> dict[str, Any]:
-        return {**self.trainable.state_dict(progress), "rng": {f"rank{self.group.rank}": rng}}
+    def _state(self, progress: Progress, mine: bytes) -> dict[str, Any]:
+        return {**self.trainable.state_dict(progress), "ranks": {f"{self.group.rank}": mine}}
 
     # ---- saving -------------------------------------------------------------------------
     def due(self, step: int) -> bool:
@@ -104,7 +105,7 @@ class MtcCheckpointer:
             else:
                 log.info("MTC checkpoint of step %d saved%s", step, " (and to S3)" if to_s3 else "")
 
-        self.writer.write(self._state(progress, rng_bytes()), storage, finish)
+        self.writer.write(self._state(progress, rank_bytes(progress.rank_state)), storage, finish)
         self.last_saved_step = step
 
     # ---- resuming -----------------------------------------------------------------------
@@ -118,22 +119,24 @@ class MtcCheckpointer:
             log.info("MTC: no checkpoint in memory or S3 for namespace %s", self.namespace)
             return None
         step = self.group.broadcast(probe.step)  # every rank loads the step rank 0 found
-        state = self._state(Progress(), b"")  # b"" stays if this rank's RNG was never saved
+        state = self._state(Progress(), b"")  # b"" stays if this rank's state was never saved
         dcp.load(
             state,
             storage_reader=self._point_at_memory_service(
                 SageMakerTieredStorageReader(self._mtc_config(False), step=step)
             ),
-            planner=DefaultLoadPlanner(allow_partial_load=True),  # rng of ranks never saved
+            planner=DefaultLoadPlanner(allow_partial_load=True),  # ranks the saver did not have
             process_group=self.group.pg,
             no_dist=not self.group.distributed,
         )
         progress = self.trainable.load_state_dict(state)
-        saved_rng = state["rng"][f"rank{self.group.rank}"]
-        if saved_rng:
-            load_rng(saved_rng)
+        mine = state["ranks"][f"{self.group.rank}"]
+        if mine:
+            progress.rank_state = load_rank(mine)
         else:
-            log.warning("MTC step %d has no RNG state for rank %d", step, self.group.rank)
+            log.warning(
+                "MTC step %d has no state for rank %d: RNG stays seeded", step, self.group.rank
+            )
         log.info("resumed from MTC step %d (namespace %s)", progress.step, self.namespace)
         self.last_saved_step = step
         return progress

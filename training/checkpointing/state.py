@@ -25,6 +25,13 @@ class Progress:
     tokens_seen: int = 0
     loader: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    # This rank's own state (e.g. its data position), saved per rank beside its RNG states;
+    # empty after a resume onto a rank the saving job did not have.
+    rank_state: dict[str, Any] = field(default_factory=dict)
+
+    def shared(self) -> dict[str, Any]:
+        """What every rank agrees on (saved once)."""
+        return {k: v for k, v in asdict(self).items() if k != "rank_state"}
 
 
 @dataclass
@@ -44,7 +51,7 @@ class Trainable:
             "scheduler": self.scheduler.state_dict() if self.scheduler else {},
             # One JSON string: DCP loads into the keys of the template it is given, and an
             # empty loader dict in a fresh template would silently drop the saved position.
-            "progress": json.dumps(asdict(progress), sort_keys=True),
+            "progress": json.dumps(progress.shared(), sort_keys=True),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> Progress:
@@ -59,8 +66,29 @@ class Trainable:
         return Progress(**json.loads(state["progress"]))
 
 
-def rng_file(rank: int) -> str:
-    return f"rng_rank{rank:05d}.pt"
+def rank_file(rank: int) -> str:
+    return f"rank_{rank:05d}.pt"
+
+
+def rank_payload(rank_state: dict[str, Any]) -> dict[str, Any]:
+    """What is saved per rank: its RNG states (captured now) and its own state."""
+    return {"rng": rng_state(), "state": rank_state}
+
+
+def rank_bytes(rank_state: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(rank_payload(rank_state), buffer)
+    return buffer.getvalue()
+
+
+def load_rank(source: Path | bytes) -> dict[str, Any]:
+    """Restore this rank's RNG states from a saved payload (file or bytes, loaded weights-only:
+    no pickled code runs) and return its own state."""
+    payload = torch.load(
+        io.BytesIO(source) if isinstance(source, bytes) else source, weights_only=True
+    )
+    set_rng_state(payload["rng"])
+    return dict(payload["state"])
 
 
 def rng_state() -> dict[str, Any]:
@@ -83,17 +111,7 @@ def rng_state() -> dict[str, Any]:
     }
 
 
-def rng_bytes() -> bytes:
-    buffer = io.BytesIO()
-    torch.save(rng_state(), buffer)
-    return buffer.getvalue()
-
-
-def load_rng(source: Path | bytes) -> None:
-    """Restore what rng_state() captured, from a file or bytes (loaded weights-only: no pickle
-    code runs)."""
-    data = io.BytesIO(source) if isinstance(source, bytes) else source
-    state = torch.load(data, weights_only=True)
+def set_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
     n = state["numpy"]
