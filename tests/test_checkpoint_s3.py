@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.checkpoint_harness import Bucket, Run
+from training.checkpointing import CheckpointError
 from training.checkpointing.config import CheckpointConfig
 from training.checkpointing.s3 import S3Tier
 
@@ -91,3 +92,11 @@ def test_tier1_keeps_a_checkpoint_until_it_is_in_s3(s3: Bucket, tmp_path: Path) 
     )  # step 4 never reaches S3: close() abandons it at once
     local = sorted(p.name for p in (tmp_path / "local").iterdir())
     assert "step_000000004" in local and "step_000000006" in local
+
+
+def test_s3_unreachable_at_start_is_a_clear_error_not_a_fresh_start(
+    s3: Bucket, tmp_path: Path
+) -> None:
+    s3.server.stop()
+    with pytest.raises(CheckpointError, match=r"^cannot list checkpoints: Could not connect"):
+        s3_run(tmp_path / "local", s3).ckpt.restore()

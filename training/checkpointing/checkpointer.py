@@ -131,27 +131,39 @@ class Checkpointer:
         failures = [g for g in gathered if "error" in g]
         if failures:
             raise self._failed(step, directory, failures)
+        outcome: dict[str, Any] | None = None
         if self.group.is_coordinator:
-            files = {name: e for g in gathered for name, e in g["files"].items()}
-            files[".metadata"] = file_entry(directory / ".metadata")
-            write_commit(
-                directory,
-                Commit(
-                    step=step,
-                    world_size=self.group.world_size,
-                    files=files,
-                    mesh=self.mesh,
-                    config_hash=config_hash(self.run_config),
-                    code_version=code_version(),
-                    created_at=now(),
-                ),
-            )
-            final = self.local.publish(step)
-            log.info("checkpoint step %d committed: %s", step, final)
-            if self.remote is not None and self._remote_due(step):
-                self.remote.submit(step, final)
+            try:
+                self._publish(step, directory, gathered)
+            except OSError as exc:
+                outcome = {"error": f"commit: {exc}", "disk_full": _is_disk_full(exc)}
+        # every rank learns whether the commit happened (and raises the same error if not)
+        outcome = self.group.broadcast(outcome)
+        if outcome is not None:
+            raise self._failed(step, directory, [outcome])
+
+    def _publish(self, step: int, directory: Path, gathered: list[dict[str, Any]]) -> None:
+        """Rank 0: write the commit marker, publish, hand S3 its copy, apply retention."""
+        files = {name: e for g in gathered for name, e in g["files"].items()}
+        files[".metadata"] = file_entry(directory / ".metadata")
+        commit = Commit(
+            step=step,
+            world_size=self.group.world_size,
+            files=files,
+            mesh=self.mesh,
+            config_hash=config_hash(self.run_config),
+            code_version=code_version(),
+            created_at=now(),
+        )
+        write_commit(directory, commit)
+        final = self.local.publish(step)
+        log.info("checkpoint step %d committed: %s", step, final)
+        if self.remote is not None and self._remote_due(step):
+            self.remote.submit(step, final)
+        try:
             self._prune()
-        self.group.barrier()
+        except OSError as exc:  # a checkpoint that cannot be deleted is no reason to stop
+            log.warning("tier-1 retention failed: %s", exc)
 
     def _failed(self, step: int, directory: Path, failures: list[dict[str, Any]]) -> Exception:
         previous = self.local.committed_steps()
@@ -181,13 +193,19 @@ class Checkpointer:
         Every candidate is verified against its commit marker (each rank checksums a share of
         the files); a corrupt or partial one is skipped with a warning naming it."""
         candidates: list[tuple[int, str]] = []
+        error = ""
         if self.group.is_coordinator:
-            self.local.remove_partials()
-            candidates = [(s, "local") for s in self.local.committed_steps()]
-            if self.remote is not None:
-                candidates += [(s, "s3") for s in self.remote.committed_steps()]
+            try:
+                self.local.remove_partials()
+                candidates = [(s, "local") for s in self.local.committed_steps()]
+                if self.remote is not None:
+                    candidates += [(s, "s3") for s in self.remote.committed_steps()]
+            except Exception as exc:  # e.g. S3 unreachable: starting afresh would be wrong
+                error = f"cannot list checkpoints: {exc}"
             candidates.sort(key=lambda c: (-c[0], c[1] != "local"))
-        candidates = self.group.broadcast(candidates)
+        candidates, error = self.group.broadcast((candidates, error))
+        if error:
+            raise CheckpointError(error)
         for step, tier in candidates:
             if tier == "s3" and not self._fetch(step):
                 continue
@@ -215,7 +233,10 @@ class Checkpointer:
             problems = ["unreadable commit marker"]
         else:
             share = sorted(commit.files)[self.group.rank :: self.group.world_size]
-            problems = verify(directory, commit, share)
+            try:
+                problems = verify(directory, commit, share)
+            except OSError as exc:
+                problems = [f"{exc}"]
         everyone = [p for rank_problems in self.group.all_gather(problems) for p in rank_problems]
         if everyone and self.group.is_coordinator:
             log.warning("skipping corrupt checkpoint %s: %s", directory, "; ".join(everyone[:5]))
