@@ -60,7 +60,30 @@ def _is_disk_full(exc: BaseException) -> bool:
     return "No space left on device" in str(exc)
 
 
-class Checkpointer:
+class ScheduledSaves:
+    """What both backends share: `save_if_due` on their schedule, one save in flight."""
+
+    writer: CheckpointWriter
+    last_saved_step: int | None = None
+
+    def due(self, step: int) -> bool:
+        raise NotImplementedError
+
+    def save(self, step: int, progress: Progress) -> None:
+        raise NotImplementedError
+
+    def save_if_due(self, step: int, progress: Progress) -> bool:
+        if not self.due(step) or step == self.last_saved_step:
+            return False
+        self.save(step, progress)
+        return True
+
+    def wait(self) -> None:
+        """Block until the in-flight save is done (raises its error)."""
+        self.writer.wait()
+
+
+class Checkpointer(ScheduledSaves):
     def __init__(
         self,
         config: CheckpointConfig,
@@ -88,12 +111,6 @@ class Checkpointer:
 
     def _remote_due(self, step: int) -> bool:
         return self.remote is not None and step % self.config.s3_every == 0
-
-    def save_if_due(self, step: int, progress: Progress) -> bool:
-        if not self.due(step) or step == self.last_saved_step:
-            return False
-        self.save(step, progress)
-        return True
 
     def save(self, step: int, progress: Progress) -> None:
         """Stage (async) or write (sync) the checkpoint of `step`. Raises CheckpointError for
@@ -269,10 +286,6 @@ class Checkpointer:
         return progress
 
     # ---- shutdown -----------------------------------------------------------------------
-    def wait(self) -> None:
-        """Block until the in-flight save is committed (raises its error)."""
-        self.writer.wait()
-
     def close(self, timeout: float | None = None) -> None:
         """Finish the in-flight save and uploads within `timeout` (config.close_timeout_s), else
         abandon them: an abandoned save has no commit marker and is never resumed from."""

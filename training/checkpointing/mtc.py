@@ -20,6 +20,7 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 
 from training.checkpointing.async_save import CheckpointWriter
+from training.checkpointing.checkpointer import ScheduledSaves
 from training.checkpointing.config import CheckpointConfig, parse_s3_uri
 from training.checkpointing.group import CheckpointGroup
 from training.checkpointing.state import Progress, Trainable, load_rank, rank_bytes
@@ -40,7 +41,7 @@ except ImportError as exc:  # the optional extra is not installed
     MTC_IMPORT_ERROR = f"{exc}"
 
 
-class MtcCheckpointer:
+class MtcCheckpointer(ScheduledSaves):
     """Same interface as Checkpointer (restore, save_if_due, save, wait, close)."""
 
     def __init__(
@@ -84,12 +85,6 @@ class MtcCheckpointer:
     # ---- saving -------------------------------------------------------------------------
     def due(self, step: int) -> bool:
         return step % self.config.local_every == 0 or step % self.config.s3_every == 0
-
-    def save_if_due(self, step: int, progress: Progress) -> bool:
-        if not self.due(step) or step == self.last_saved_step:
-            return False
-        self.save(step, progress)
-        return True
 
     def save(self, step: int, progress: Progress) -> None:
         self.writer.wait()
@@ -142,8 +137,5 @@ class MtcCheckpointer:
         return progress
 
     # ---- shutdown -----------------------------------------------------------------------
-    def wait(self) -> None:
-        self.writer.wait()
-
     def close(self, timeout: float | None = None) -> None:
         self.writer.close(self.config.close_timeout_s if timeout is None else timeout)
