@@ -86,11 +86,14 @@ class Checkpointer:
             log.warning("no data position saved for this rank; it starts its shard afresh")
         return state
 
+    def due(self, step: int) -> bool:
+        return self.config.enabled and (self.config.due(step) or step == self.max_steps)
+
     def save_if_due(self, step: int, state: TrainState) -> bool:
-        if not self.config.enabled:
+        if not self.due(step):
             return False
         impl = self._checkpointer(state)
-        if not (impl.due(step) or step == self.max_steps) or step == impl.last_saved_step:
+        if step == impl.last_saved_step:
             return False
         state.step = step
         impl.save(

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from training.checkpoint import COMMITTED, Checkpointer, committed_steps, step_dir
+from training.checkpoint import Checkpointer
+from training.checkpointing import CheckpointConfig
+from training.checkpointing.commit import COMMIT_FILE
+from training.checkpointing.tiers import LocalTier
+from training.config import parse_args
 
 
 @pytest.mark.parametrize(
@@ -12,23 +16,32 @@ from training.checkpoint import COMMITTED, Checkpointer, committed_steps, step_d
     [(3, [3, 6, 9, 10]), (0, [10]), (20, [10])],
 )
 def test_saves_every_interval_and_at_the_end(interval, due):
-    checkpointer = Checkpointer("/ckpt", interval, max_steps=10)
+    cfg = parse_args(["--checkpoint-dir", "/ckpt", "--checkpoint-interval", str(interval),
+                      "--max-steps", "10"])  # fmt: skip
+    checkpointer = Checkpointer(cfg.checkpoint_config({}), max_steps=10)
     assert [s for s in range(1, 11) if checkpointer.due(s)] == due
 
 
+def test_s3_steps_are_saved_too():
+    config = CheckpointConfig(local_dir="/ckpt", local_every=4, s3_uri="s3://bucket/p", s3_every=6)
+    checkpointer = Checkpointer(config, max_steps=13)
+    assert [s for s in range(1, 14) if checkpointer.due(s)] == [4, 6, 8, 12, 13]
+
+
 def test_no_directory_disables_checkpointing():
-    checkpointer = Checkpointer("", 1, max_steps=10)
+    checkpointer = Checkpointer(CheckpointConfig(), max_steps=10)
     assert not any(checkpointer.due(s) for s in range(1, 11))
     assert checkpointer.restore(state=None) is None  # type: ignore[arg-type]
 
 
 def test_only_committed_checkpoints_count(tmp_path):
+    tier = LocalTier(tmp_path)
     for step, committed in ((2, True), (4, True), (6, False)):
-        path = step_dir(tmp_path, step)
+        path = tier.final_dir(step)
         path.mkdir(parents=True)
         if committed:
-            (path / COMMITTED).write_text("{}")
+            (path / COMMIT_FILE).write_text("{}")
     (tmp_path / "notes").mkdir()
-    assert step_dir(tmp_path, 4).name == "step-00000004"
-    assert committed_steps(tmp_path) == [2, 4]
-    assert committed_steps(tmp_path / "missing") == []
+    assert tier.final_dir(4).name == "step_000000004"
+    assert tier.committed_steps() == [4, 2]
+    assert LocalTier(tmp_path / "missing").committed_steps() == []

@@ -63,11 +63,12 @@ def _is_disk_full(exc: BaseException) -> bool:
 class ScheduledSaves:
     """What both backends share: `save_if_due` on their schedule, one save in flight."""
 
+    config: CheckpointConfig
     writer: CheckpointWriter
     last_saved_step: int | None = None
 
     def due(self, step: int) -> bool:
-        raise NotImplementedError
+        return self.config.due(step)
 
     def save(self, step: int, progress: Progress) -> None:
         raise NotImplementedError
@@ -106,9 +107,6 @@ class Checkpointer(ScheduledSaves):
         self.last_saved_step: int | None = None
 
     # ---- saving -------------------------------------------------------------------------
-    def due(self, step: int) -> bool:
-        return step % self.config.local_every == 0 or self._remote_due(step)
-
     def _remote_due(self, step: int) -> bool:
         return self.remote is not None and step % self.config.s3_every == 0
 

@@ -80,6 +80,10 @@ class CheckpointConfig:
                 "upload_retries/upload_backoff_max_s/close_timeout_s: must be positive"
             )
 
+    def due(self, step: int) -> bool:
+        """Whether `step` is saved: every `local_every`, and every `s3_every` when S3 is set."""
+        return step % self.local_every == 0 or bool(self.s3_uri and step % self.s3_every == 0)
+
     @property
     def enabled(self) -> bool:
         return bool(self.local_dir or self.s3_uri)

@@ -83,9 +83,6 @@ class MtcCheckpointer(ScheduledSaves):
         return {**self.trainable.state_dict(progress), "ranks": {f"{self.group.rank}": mine}}
 
     # ---- saving -------------------------------------------------------------------------
-    def due(self, step: int) -> bool:
-        return step % self.config.local_every == 0 or step % self.config.s3_every == 0
-
     def save(self, step: int, progress: Progress) -> None:
         self.writer.wait()
         to_s3 = step % self.config.s3_every == 0
