@@ -55,6 +55,10 @@ bench-train: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
+# Not a test: prints sync vs async save times and tier-1 throughput vs raw disk (~4 GiB written).
+bench-checkpoint: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_checkpoint.py
+
 format: $(VENV)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
