@@ -6,7 +6,7 @@ STACK ?= staging
 # torch is installed first and pinned: any other spec would pull a multi-GB CUDA build.
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: plan plan-json test lint typecheck format bench-train bench-checkpoint clean
+.PHONY: plan plan-json test lint typecheck format bench-train bench-checkpoint bench-plan clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ typecheck: $(VENV)/.installed
 # Not a test: prints sync vs async save times and tier-1 throughput vs raw disk (~4 GiB written).
 bench-checkpoint: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_checkpoint.py
+
+# Offline plan time per stack (goal < 10 s): pull requests wait for it.
+bench-plan: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_plan.py
 
 format: $(VENV)/.installed
 	$(BIN)/ruff format .
