@@ -23,8 +23,10 @@ plan: $(VENV)/.installed
 plan-json: $(VENV)/.installed
 	$(BIN)/mlplatform plan $(STACK) --json
 
+# Two workers: the distributed tests already spawn several processes each.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # checkov lives in its own venv: it pins boto3 and other libraries differently from ours.
 CHECKOV := .venv-checkov/bin/checkov
