@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pulumi_aws_native as aws_native
+import pulumi_kubernetes as k8s
 
 from components.arc_runners import (
     OFFICIAL_RUNNER_IMAGE,
@@ -31,11 +32,17 @@ from components.hyperpod import (
     Taint,
 )
 from components.hyperpod_eks import ChartSource, EksPrerequisites
-from components.images import DOCKER_DIR, ContainerImage, ContainerImageArgs
+from components.images import DOCKER_DIR, REPO_ROOT, ContainerImage, ContainerImageArgs
 from components.network import ExistingNetwork, NetworkArgs
 from components.notebook import GitRepositoryArgs, NotebookInstance, NotebookInstanceArgs
 from components.shared_infra import SharedInfra, SharedInfraArgs
-from components.training_job import job_security_group
+from components.training_job import (
+    TrainingJob,
+    TrainingJobArgs,
+    job_security_group,
+    training_image_tag,
+)
+from components.training_manifests import JobSettings
 
 
 def default_tags(config: StackConfig, stack: str) -> dict[str, str]:
@@ -131,6 +138,11 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
     }
     # SageMaker training jobs (`mlplatform train submit`) run in the VPC with this group.
     sagemaker_jobs_group = job_security_group(f"{prefix}-training-jobs", shared, opts)
+    training_image, training_jobs = (
+        training_workloads(config, prefix, shared, cluster, hyperpods, opts)
+        if cluster is not None and config.training_jobs
+        else (None, {})
+    )
 
     outputs: dict[str, Any] = {
         "region": config.region,
@@ -166,6 +178,12 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
             nodeSecurityGroupId=cluster.node_security_group_id,
             nodeRoleArn=cluster.node_role_arn,
         )
+    if training_image is not None:
+        outputs["trainingImage"] = training_image.image_ref
+        outputs["trainingJobs"] = {
+            name: {"roleArn": job.role_arn, "checkpoints": job.checkpoint_s3_uri}
+            for name, job in training_jobs.items()
+        }
     if config.arc is not None and cluster is not None:
         runners = ArcRunners(
             f"{prefix}-arc",
@@ -174,6 +192,74 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         )
         outputs["runnerScaleSets"] = list(runners.scale_sets)
     return outputs
+
+
+def training_workloads(
+    config: StackConfig,
+    prefix: str,
+    shared: SharedInfra,
+    cluster: GpuEksCluster,
+    hyperpods: dict[str, HyperPodCluster],
+    opts: pulumi.ResourceOptions,
+) -> tuple[ContainerImage, dict[str, TrainingJob]]:
+    """The training image (docker/training, its own ECR repository) and the stack's jobs."""
+    image = ContainerImage(
+        f"{prefix}-training",
+        ContainerImageArgs(
+            context=REPO_ROOT,
+            dockerfile=DOCKER_DIR / "training" / "Dockerfile",
+            kms_key_arn=shared.kms_key_arn,
+            force_delete=not config.protect_data,
+            tag=training_image_tag(),
+        ),
+        opts=opts,
+    )
+    in_cluster = pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(provider=cluster.provider)
+    )
+    namespaces = {
+        name: k8s.core.v1.Namespace(
+            f"{prefix}-ns-{name}",
+            metadata={"name": name, "labels": {"app.kubernetes.io/part-of": "mlplatform"}},
+            opts=in_cluster,
+        )
+        for name in sorted({job.namespace for job in config.training_jobs})
+    }
+    jobs = {}
+    for job in config.training_jobs:
+        # A HyperPodPyTorchJob needs the HyperPod cluster's training operator (its CRD) first.
+        runs_on: list[pulumi.Resource] = [namespaces[job.namespace]]
+        efa = True
+        if job.engine == "hyperpod":
+            runs_on.append(hyperpods[config.hyperpod_cluster_of(job).name])
+        else:
+            efa = all(group.efa for group in config.node_groups_of(job))
+        jobs[job.name] = TrainingJob(
+            f"{prefix}-{job.name}",
+            TrainingJobArgs(
+                shared=shared,
+                cluster=cluster,
+                image=image.image_ref,
+                job=JobSettings(
+                    name=job.name,
+                    engine=job.engine,
+                    instance_type=job.instance_type,
+                    nodes=job.nodes,
+                    min_nodes=job.min_nodes,
+                    max_nodes=job.max_nodes,
+                    recipe=job.recipe_content(),
+                    namespace=job.namespace,
+                    max_retries=job.max_retries,
+                    checkpoint_interval=job.checkpoint_interval,
+                    shm_size_gib=job.shm_size_gib,
+                    require_deep_health_check=job.require_deep_health_check,
+                    efa=efa,
+                    env=dict(job.env),
+                ),
+            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=runs_on)),
+        )
+    return image, jobs
 
 
 def runner_images(

@@ -23,8 +23,18 @@ from components.iam import (
     policy_document,
     training_job_statements,
 )
+from components.images import DOCKER_DIR, REPO_ROOT, source_tag
 from components.security_groups import rule, security_group
 from components.shared_infra import SharedInfra
+
+# What the training image is built from; its build context is the repository root, whose
+# content digest would cover every file in the checkout.
+TRAINING_IMAGE_SOURCES = (REPO_ROOT / "training", DOCKER_DIR / "training")
+
+
+def training_image_tag() -> str:
+    """The image's tag: the git revisions of the trainer and of docker/training."""
+    return "-".join(source_tag(path) for path in TRAINING_IMAGE_SOURCES)
 
 
 class KubernetesCluster(Protocol):

@@ -16,7 +16,7 @@ from components import training_manifests as tm
 from components.config import ConfigError, parse_stack_config
 from components.program import ProgramRun, run_program
 from components.shared_infra import SharedInfra, SharedInfraArgs
-from components.training_job import TrainingJob, TrainingJobArgs
+from components.training_job import TrainingJob, TrainingJobArgs, training_image_tag
 from tests.conftest import MINIMAL, policy_statements
 from tests.test_rendered_policies import parliament_findings
 
@@ -315,3 +315,70 @@ def test_a_hyperpod_cluster_in_another_eks_cluster_cannot_run_the_stacks_jobs() 
             [{**HP_JOB, "hyperpodCluster": "train"}],
             **{"mlplatform:hyperpodClusters": [elsewhere]},
         )
+
+
+# --- the real production stack ---------------------------------------------------------------
+
+
+def test_production_builds_the_training_image_into_its_own_encrypted_repository(
+    production: ProgramRun,
+) -> None:
+    (component,) = [
+        r
+        for r in production.of_type("mlplatform:index:ContainerImage")
+        if r.name == "mlplatform-production-training"
+    ]
+    repo = production.named("mlplatform-production-training-repo")
+    assert repo.parent == component.urn
+    assert repo.inputs["encryptionConfigurations"][0]["kmsKey"] == production.outputs["kmsKeyArn"]
+    image = production.named("mlplatform-production-training-image")
+    # paths relative to the project, as `pulumi up` runs from it: the context is its root
+    assert image.inputs["dockerfile"]["location"] == "docker/training/Dockerfile"
+    assert image.inputs["context"]["location"] == "."
+    (tag,) = image.inputs["tags"]
+    assert tag.endswith(":" + training_image_tag())
+    assert image.inputs["push"] is True and image.inputs["cacheFrom"]
+
+
+def test_production_runs_the_example_job_by_the_pushed_digest(production: ProgramRun) -> None:
+    (job,) = production.of_type("kubernetes:sagemaker.amazonaws.com/v1:HyperPodPyTorchJob")
+    (template,) = tm.pod_templates(job.inputs)
+    image = template["spec"]["containers"][0]["image"]
+    assert image == production.outputs["trainingImage"]
+    assert "@sha256:" in image
+    assert job.inputs["metadata"] == {
+        "name": "llama3-8b-smoke",
+        "namespace": "training",
+        "labels": job.inputs["metadata"]["labels"],
+    }
+    assert job.inputs["spec"]["replicaSpecs"][0]["replicas"] == 2
+    (recipe,) = [
+        r
+        for r in production.of_type("kubernetes:core/v1:ConfigMap")
+        if r.name == "mlplatform-production-llama3-8b-smoke-recipe"
+    ]
+    content = yaml.safe_load(recipe.inputs["data"]["recipe.yaml"])
+    assert content["model"] == "llama3-8b" and content["data"] == "synthetic"
+    assert production.outputs["trainingJobs"]["llama3-8b-smoke"]["checkpoints"].endswith(
+        "/checkpoints/llama3-8b-smoke/"
+    )
+
+
+def test_the_example_job_waits_for_its_hyperpod_cluster_and_namespace(
+    production: ProgramRun,
+) -> None:
+    component = production.named(
+        "mlplatform-production-llama3-8b-smoke", "mlplatform:index:TrainingJob"
+    )
+    # Depending on a component means depending on its children: here the operator add-on that
+    # installs the HyperPodPyTorchJob CRD.
+    operator = production.named(
+        "mlplatform-production-train-amazon-sagemaker-hyperpod-training-operator"
+    )
+    namespace = production.named("mlplatform-production-ns-training")
+    assert {operator.urn, namespace.urn} <= set(component.depends_on)
+
+
+def test_staging_has_no_training_jobs_and_builds_no_training_image(staging: ProgramRun) -> None:
+    assert not staging.of_type("mlplatform:index:TrainingJob")
+    assert "trainingImage" not in staging.outputs
