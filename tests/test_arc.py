@@ -20,6 +20,7 @@ from components.manifests import kubernetes_version, render, write
 from components.mocks import unwrap_secret
 from components.plan import plan_document
 from components.program import ProgramRun
+from components.training_manifests import check_job_structure, pod_templates
 from tests.conftest import MINIMAL, ROOT, build
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -354,7 +355,8 @@ def test_repositories_are_immutable_scanned_encrypted_and_expire_old_images(
 
 def test_production_repositories_keep_their_images_on_delete(production: ProgramRun) -> None:
     repos = production.of_type("aws:ecr/repository:Repository")
-    assert len(repos) == 2 and not any(r.inputs.get("forceDelete") for r in repos)
+    # runner-base, runner-gpu and the training image
+    assert len(repos) == 3 and not any(r.inputs.get("forceDelete") for r in repos)
 
 
 def test_official_image_when_images_are_not_built() -> None:
@@ -504,15 +506,27 @@ def test_every_rendered_object_and_runner_pod_is_valid_kubernetes(
     planned: ProgramRun = request.getfixturevalue(stack)
     rendered = render(planned)
     kinds = sorted({obj["kind"] for obj in rendered.values()})
-    assert kinds == ["ConfigMap", "Namespace", "NetworkPolicy", "Pod", "Secret"]
+    expected = ["ConfigMap", "Namespace", "NetworkPolicy", "Pod", "Secret"]
+    if stack == "production":  # its example training job
+        expected = sorted([*expected, "HyperPodPyTorchJob", "ServiceAccount"])
+    assert kinds == expected
     assert {n for n in rendered if n.startswith("pod-")} == {
         "pod-arc-runners-cpu-runner.yaml",
         "pod-arc-runners-gpu-runner.yaml",
     }
     version = kubernetes_version(planned)
     for name, obj in rendered.items():
-        kubernetes_validate.validate(obj, version, strict=True)
         assert "PRIVATE KEY" not in json.dumps(obj), name
+        if obj["kind"] in ("HyperPodPyTorchJob", "PyTorchJob"):
+            # custom resources: our structural check, and their pod templates as core Pods
+            assert check_job_structure(obj) == [], name
+            for template in pod_templates(obj):
+                pod = {"metadata": {"name": "p", **template["metadata"]}, "spec": template["spec"]}
+                kubernetes_validate.validate(
+                    {"apiVersion": "v1", "kind": "Pod", **pod}, version, strict=True
+                )
+            continue
+        kubernetes_validate.validate(obj, version, strict=True)
 
 
 def test_validation_does_reject_a_broken_pod(staging: ProgramRun) -> None:

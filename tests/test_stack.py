@@ -69,6 +69,7 @@ def test_children_are_parented_to_their_component(production: ProgramRun) -> Non
     (shared,) = production.of_type("mlplatform:index:SharedInfra")
     (cluster,) = production.of_type("mlplatform:index:GpuEksCluster")
     (hyperpod,) = production.of_type("mlplatform:index:HyperPodCluster")
+    (job,) = production.of_type("mlplatform:index:TrainingJob")
     endpoints = production.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
     assert len(endpoints) == 12
     assert all(r.parent == shared.urn for r in endpoints)
@@ -81,6 +82,7 @@ def test_children_are_parented_to_their_component(production: ProgramRun) -> Non
         f"{prefix}-cluster-autoscaler-irsa": cluster.urn,
         f"{prefix}-train-execution-role": hyperpod.urn,
         f"{prefix}-train-training-operator-role": hyperpod.urn,
+        f"{prefix}-llama3-8b-smoke-role": job.urn,
     }
 
 
