@@ -293,3 +293,55 @@ class Batches:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.stream.load_state_dict(state)
+
+
+def write_token_shard(
+    source: str, out: str, tokenizer: Tokenizer, *, data_field: str = "text", dtype: str = "uint16"
+) -> int:
+    """Tokenise the .txt/.jsonl documents under `source` into one pre-tokenised shard `out`
+    (documents joined by EOS, the layout TokenShards reads); returns the number of tokens."""
+    limit = np.iinfo(np.dtype(dtype)).max
+    if tokenizer.vocab_size - 1 > limit:
+        raise ConfigError(
+            f"--dtype: {dtype} cannot hold token ids up to {tokenizer.vocab_size - 1}"
+        )
+    files = _files(Path(source), TEXT_SUFFIXES)
+    if not files:
+        raise ConfigError(f"--data: no .txt/.jsonl files in {source}")
+    total = 0
+    with open(out, "wb") as handle:
+        for doc in TextFiles(files, data_field).iterate(epoch=0):
+            ids = np.asarray([*tokenizer.encode(doc), tokenizer.eos_id], dtype=dtype)
+            handle.write(ids.tobytes())
+            total += len(ids)
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.data SOURCE OUT.bin`: write a pre-tokenised shard."""
+    import argparse
+    import sys
+
+    from training.tokenizer import load_tokenizer
+
+    parser = argparse.ArgumentParser(prog="python -m training.data", description=main.__doc__)
+    parser.add_argument("source", help=".txt/.jsonl file or directory")
+    parser.add_argument("out", help="output shard (.bin, .u16 or .u32)")
+    parser.add_argument("--tokenizer", default="byte")
+    parser.add_argument("--data-field", default="text")
+    parser.add_argument("--dtype", default="uint16", choices=("uint16", "uint32"))
+    args = parser.parse_args(argv)
+    try:
+        count = write_token_shard(
+            args.source, args.out, load_tokenizer(args.tokenizer),
+            data_field=args.data_field, dtype=args.dtype,
+        )  # fmt: skip
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: {count} tokens ({args.dtype})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

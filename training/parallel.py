@@ -17,6 +17,7 @@ from torch import nn
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor import DTensor
 
 from training.config import TrainConfig
 
@@ -95,7 +96,9 @@ def clip_and_reduce(
     squares of its shards; under hybrid sharding each shard exists once per replica, so the world
     sum counts it `replicate` times.
     """
-    local = [p.grad.to_local() for p in params if p.grad is not None]  # type: ignore[union-attr]
+    grads = [p.grad for p in params if p.grad is not None]
+    assert all(isinstance(g, DTensor) for g in grads), "every parameter must be fully_shard-ed"
+    local = [g.to_local() for g in grads if isinstance(g, DTensor)]
     norms = torch._foreach_norm(local, 2.0)
     packed = torch.stack([torch.stack(norms).float().square().sum(), loss_sum.float()])
     dist.all_reduce(packed)

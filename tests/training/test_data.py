@@ -225,3 +225,23 @@ def test_hugging_face_tokenizer_without_transformers(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(ConfigError, match="needs the 'transformers' package"):
         load_tokenizer("gpt2")
+
+
+def test_written_shard_reads_back_as_the_packed_stream(tmp_path):
+    from training.data import main
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("\n".join(json.dumps({"text": t}) for t in ["ab", "cde", "f"]) + "\n")
+    assert main([str(docs), str(tmp_path / "t.bin")]) == 0
+    shard = stream(tmp_path / "t.bin", seq_len=4)
+    packed = stream(docs, seq_len=4)
+    assert [shard.next().tolist() for _ in range(2)] == [packed.next().tolist() for _ in range(2)]
+
+
+def test_shard_dtype_must_hold_the_vocabulary(tmp_path, monkeypatch, capsys):
+    from training import data
+
+    monkeypatch.setattr(ByteTokenizer, "vocab_size", 70_000)
+    (tmp_path / "a.txt").write_text("x")
+    assert data.main([str(tmp_path / "a.txt"), str(tmp_path / "t.bin")]) == 2
+    assert capsys.readouterr().err == "error: --dtype: uint16 cannot hold token ids up to 69999\n"
