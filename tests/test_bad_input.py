@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from components.config import ConfigError, StackConfig, parse_stack_config
 from tests.conftest import ROOT
+from tests.strategies import junk
 
 STACKS = {
     name: yaml.safe_load((ROOT / f"Pulumi.{name}.yaml").read_text())["config"]
@@ -40,18 +41,6 @@ NOTEBOOK_FIELDS = [
     "gitRepository",
     "typo",
 ]
-
-junk = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**9), 10**9)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=30),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
 
 
 def assert_clean_outcome(raw: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import junk
 from training.config import CONFIGS_DIR, ConfigError, TrainConfig, build_parser, parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,17 +35,6 @@ values = (
     | st.floats(allow_nan=True, allow_infinity=True).map(str)
     | st.sampled_from(["true", "false", "full", "hybrid", "bf16", "every-2", "tiny", "", "s3://"])
     | st.text(max_size=12).filter(lambda t: not t.startswith("-"))
-)
-junk = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**9), 10**9)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=6,
 )
 
 
