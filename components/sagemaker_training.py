@@ -18,13 +18,12 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from components.catalog import gpus_per_instance
-from components.recipes import RECIPES_DIR, recipe_names
+from components.recipes import read_recipe, recipe_file, recipe_names
 from components.training_manifests import checkpoint_prefix
 
 # Where SageMaker puts the tier-1 directory it syncs with `CheckpointConfig.S3Uri`.
@@ -164,19 +163,17 @@ def submit(job: SageMakerJob, client: Any) -> str:
 
 def load_recipe(recipe: str) -> tuple[str, dict[str, Any]]:
     """A recipe by path (`my.yaml`) or by name (`llama3-8b`: training/configs/llama3-8b.yaml)."""
-    path = Path(recipe)
-    if not path.is_file():
-        path = RECIPES_DIR / f"{recipe}.yaml"
-    if not path.is_file():
+    path = recipe_file(recipe)
+    if path is None:
         known = recipe_names()
         hint = f" (known: {', '.join(known)})" if known else ""
         raise SubmitError(f"--recipe: {recipe!r} is neither a YAML file nor a recipe name{hint}")
     try:
-        content = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
+        content = read_recipe(path)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise SubmitError(f"--recipe: {path}: not readable YAML ({error})") from None
-    if not isinstance(content, dict):
-        raise SubmitError(f"--recipe: {path}: a recipe is a mapping of settings")
+    except ValueError as error:  # not a mapping
+        raise SubmitError(f"--recipe: {error}") from None
     return path.stem, content
 
 
