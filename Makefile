@@ -45,8 +45,8 @@ lint: $(VENV)/.installed $(CHECKOV)
 	BC_SKIP_MAPPING=TRUE $(CHECKOV) --skip-download --quiet --compact -d docker --framework dockerfile
 	# Every Kubernetes object and runner pod the stacks create, rendered from their offline plans.
 	rm -rf build/manifests
-	$(BIN)/python -m components.manifests staging build/manifests/staging
-	$(BIN)/python -m components.manifests production build/manifests/production
+	$(BIN)/mlplatform manifests staging build/manifests/staging
+	$(BIN)/mlplatform manifests production build/manifests/production
 	BC_SKIP_MAPPING=TRUE $(CHECKOV) --skip-download --quiet --compact \
 		-d build/manifests --framework kubernetes
 

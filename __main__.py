@@ -2,8 +2,8 @@
 
 import pulumi
 
-from components.config import load_stack_config
-from components.stack import build_platform
+from mlplatform.config import load_stack_config
+from mlplatform.stack import build_platform
 
 for key, value in build_platform(load_stack_config(), pulumi.get_stack()).items():
     pulumi.export(key, value)

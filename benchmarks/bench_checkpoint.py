@@ -28,13 +28,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.checkpointing import (
+from mlplatform.training.checkpointing import (
     CheckpointConfig,
     Checkpointer,
     Progress,
     Trainable,
 )
-from training.checkpointing.config import Mode
+from mlplatform.training.checkpointing.config import Mode
 
 GiB = 2**30
 

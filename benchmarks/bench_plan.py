@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.program import Project  # noqa: E402
+from mlplatform.program import Project  # noqa: E402
 
 GOAL_SECONDS = 10.0
 

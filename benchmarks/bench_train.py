@@ -32,10 +32,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.config import TrainConfig
-from training.model import Transformer, count_params, flops_per_token, model_args
-from training.parallel import mixed_precision_policy
-from training.train import run
+from mlplatform.training.config import TrainConfig
+from mlplatform.training.model import Transformer, count_params, flops_per_token, model_args
+from mlplatform.training.parallel import mixed_precision_policy
+from mlplatform.training.train import run
 
 
 def ours(cfg: TrainConfig, warmup: int, workdir: str) -> list[float]:

@@ -21,8 +21,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.eks import GPU_TOLERATION
-from components.helm import HELM_VALUES_DIR, layered_values, release
+from mlplatform.components.eks import GPU_TOLERATION
+from mlplatform.components.helm import HELM_VALUES_DIR, layered_values, release
 
 # The runner release the images build on and the fallback image; one place to bump.
 RUNNER_VERSION = "2.329.0"
@@ -89,7 +89,7 @@ class ArcRunnersArgs:
 
 
 def hook_script(file_name: str) -> str:
-    return resources.files("components").joinpath(f"scripts/{file_name}").read_text()
+    return resources.files("mlplatform.components").joinpath(f"scripts/{file_name}").read_text()
 
 
 def runner_pod_spec(runner: RunnerClassArgs) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import deny_insecure_transport, policy_document
+from mlplatform.components.iam import deny_insecure_transport, policy_document
 
 
 @dataclass(frozen=True)

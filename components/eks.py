@@ -22,16 +22,16 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from components.catalog import efa_interfaces
-from components.helm import HELM_VALUES_DIR, layered_values, release
-from components.iam import (
+from mlplatform.components.catalog import efa_interfaces
+from mlplatform.components.helm import HELM_VALUES_DIR, layered_values, release
+from mlplatform.components.iam import (
     assume_role_policy,
     cluster_autoscaler_statements,
     irsa_trust_policy,
     managed_policy_arn,
     policy_document,
 )
-from components.security_groups import rule
+from mlplatform.components.security_groups import rule
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 # Toleration matching the GPU taint, for anything that must run on GPU nodes.

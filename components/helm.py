@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-# Where the repository keeps its values files; components accept another directory.
-HELM_VALUES_DIR = Path(__file__).resolve().parent.parent / "helm"
+# The values files shipped with the package (helm/ in the checkout); components accept another
+# directory.
+HELM_VALUES_DIR = Path(str(resources.files("mlplatform").joinpath("helm")))
 
 
 @dataclass(frozen=True)

@@ -23,18 +23,18 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_aws_native as aws_native
 
-from components.catalog import gpus_per_instance
-from components.eks import GPU_TAINT_KEY
-from components.hyperpod_eks import EksPrerequisites, dependencies_chart, eks_addons
-from components.iam import (
+from mlplatform.components.catalog import gpus_per_instance
+from mlplatform.components.eks import GPU_TAINT_KEY
+from mlplatform.components.hyperpod_eks import EksPrerequisites, dependencies_chart, eks_addons
+from mlplatform.components.iam import (
     HYPERPOD_INSTANCE_MANAGED_POLICY,
     assume_role_policy,
     hyperpod_execution_statements,
     managed_policy_arn,
     policy_document,
 )
-from components.security_groups import rule, security_group
-from components.shared_infra import SharedInfra
+from mlplatform.components.security_groups import rule, security_group
+from mlplatform.components.shared_infra import SharedInfra
 
 LIFECYCLE_PACKAGE_DIR = "hyperpod_lifecycle"
 ON_CREATE = "on_create.sh"
@@ -104,7 +104,7 @@ class HyperPodClusterArgs:
 
 def lifecycle_scripts() -> dict[str, str]:
     """The packaged lifecycle scripts: file name -> content."""
-    folder = resources.files("components").joinpath(LIFECYCLE_PACKAGE_DIR)
+    folder = resources.files("mlplatform.components").joinpath(LIFECYCLE_PACKAGE_DIR)
     return {
         entry.name: entry.read_text()
         for entry in sorted(folder.iterdir(), key=lambda e: e.name)

@@ -9,8 +9,8 @@ from importlib import resources
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import notebook_role
-from components.shared_infra import SharedInfra
+from mlplatform.components.iam import notebook_role
+from mlplatform.components.shared_infra import SharedInfra
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,11 @@ class NotebookInstanceArgs:
 
 def idle_stop_script(minutes: int) -> str:
     """The on-start lifecycle script with the idle limit filled in (0 disables auto-stop)."""
-    template = resources.files("components").joinpath("scripts/notebook-on-start.sh").read_text()
+    template = (
+        resources.files("mlplatform.components")
+        .joinpath("scripts/notebook-on-start.sh")
+        .read_text()
+    )
     return template.replace("@IDLE_STOP_MINUTES@", str(minutes))
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.bucket import SecureBucket, SecureBucketArgs
-from components.catalog import endpoint_service_name
-from components.iam import notebook_role
-from components.network import ExistingNetwork, Network, NetworkArgs
-from components.security_groups import rule, security_group
+from mlplatform.components.bucket import SecureBucket, SecureBucketArgs
+from mlplatform.components.catalog import endpoint_service_name
+from mlplatform.components.iam import notebook_role
+from mlplatform.components.network import ExistingNetwork, Network, NetworkArgs
+from mlplatform.components.security_groups import rule, security_group
 
 # The seeds' layout of the models bucket: training data snapshots, packaged code, pipeline outputs
 # under model/<pipeline>/<execution>/, and inference repackaging under repackage/<pipeline>/<time>/.

@@ -17,23 +17,26 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import training_manifests as tm
-from components.iam import (
+from mlplatform.components import training_manifests as tm
+from mlplatform.components.iam import (
     irsa_trust_policy,
     policy_document,
     training_job_statements,
 )
-from components.images import DOCKER_DIR, REPO_ROOT, source_tag
-from components.security_groups import rule, security_group
-from components.shared_infra import SharedInfra
+from mlplatform.components.images import DOCKER_DIR, REPO_ROOT, source_tag
+from mlplatform.components.security_groups import rule, security_group
+from mlplatform.components.shared_infra import SharedInfra
 
-# What the training image is built from; its build context is the repository root, whose
-# content digest would cover every file in the checkout.
-TRAINING_IMAGE_SOURCES = (REPO_ROOT / "training", DOCKER_DIR / "training")
+# What the training image is built from (the mlplatform wheel and docker/training); its build
+# context is the repository root, whose content digest would cover every file in the checkout.
+TRAINING_IMAGE_SOURCES = (
+    *(REPO_ROOT / folder for folder in ("training", "components", "mlplatform", "helm")),
+    DOCKER_DIR / "training",
+)
 
 
 def training_image_tag() -> str:
-    """The image's tag: the git revisions of the trainer and of docker/training."""
+    """The image's tag: the git revisions of the package's folders and of docker/training."""
     return "-".join(source_tag(path) for path in TRAINING_IMAGE_SOURCES)
 
 

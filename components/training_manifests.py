@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 import yaml
 
-from components.catalog import efa_interfaces, gpus_per_instance
-from training.efa import NodeFacts, efa_env
+from mlplatform.components.catalog import efa_interfaces, gpus_per_instance
+from mlplatform.training.efa import NodeFacts, efa_env
 
 Engine = Literal["hyperpod", "eks"]
 ENGINES: tuple[Engine, ...] = ("hyperpod", "eks")

@@ -1,7 +1,7 @@
 """The mlplatform policy pack: `pulumi preview --policy-pack policy
 --policy-pack-config policy/config-<stack>.json`.
 
-The rules live in `components/guardrails.py`; this file only adapts the policy analyzer's
+The rules live in `mlplatform/guardrails.py`; this file only adapts the policy analyzer's
 arguments to the `Resource` view the rules take, so the offline `mlplatform plan --policy` and
 `pulumi preview` judge a stack with the same code.
 """
@@ -21,7 +21,7 @@ from pulumi_policy import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
 
-from components.guardrails import RULES, Resource, Rule
+from mlplatform.guardrails import RULES, Resource, Rule
 
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
 

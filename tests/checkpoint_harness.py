@@ -17,8 +17,13 @@ import boto3
 import torch
 from moto.server import ThreadedMotoServer
 
+from mlplatform.training.checkpointing import (
+    CheckpointConfig,
+    Progress,
+    Trainable,
+    build_checkpointer,
+)
 from tests.checkpoint_worker import TinyModel
-from training.checkpointing import CheckpointConfig, Progress, Trainable, build_checkpointer
 
 
 class Run:

@@ -24,14 +24,14 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from training.checkpointing import (  # noqa: E402
+from mlplatform.training.checkpointing import (  # noqa: E402
     CheckpointConfig,
     Checkpointer,
     CheckpointError,
     Progress,
     Trainable,
 )
-from training.checkpointing.signals import StopRequest  # noqa: E402
+from mlplatform.training.checkpointing.signals import StopRequest  # noqa: E402
 
 
 class TinyModel(nn.Module):

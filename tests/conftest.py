@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_stack_config
-from components.program import ProgramRun, Project, run_program
-from components.stack import build_platform
+from mlplatform.config import parse_stack_config
+from mlplatform.program import ProgramRun, Project, run_program
+from mlplatform.stack import build_platform
 from tests.checkpoint_harness import Bucket, MotoS3
 
 ROOT = Path(__file__).resolve().parent.parent

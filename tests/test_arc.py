@@ -12,15 +12,15 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from components.arc_runners import HOOK_SCRIPTS, OFFICIAL_RUNNER_IMAGE, RUNNER_VERSION
-from components.config import ConfigError, parse_stack_config
-from components.helm import CHARTS
-from components.images import CACHE_TAG, content_digest, source_tag
-from components.manifests import kubernetes_version, render, write
-from components.mocks import unwrap_secret
-from components.plan import plan_document
-from components.program import ProgramRun
-from components.training_manifests import check_job_structure, pod_templates
+from mlplatform.components.arc_runners import HOOK_SCRIPTS, OFFICIAL_RUNNER_IMAGE, RUNNER_VERSION
+from mlplatform.components.helm import CHARTS
+from mlplatform.components.images import CACHE_TAG, content_digest, source_tag
+from mlplatform.components.training_manifests import check_job_structure, pod_templates
+from mlplatform.config import ConfigError, parse_stack_config
+from mlplatform.manifests import kubernetes_version, render, write
+from mlplatform.mocks import unwrap_secret
+from mlplatform.plan import plan_document
+from mlplatform.program import ProgramRun
 from tests.conftest import MINIMAL, ROOT, build
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -539,7 +539,7 @@ def test_validation_does_reject_a_broken_pod(staging: ProgramRun) -> None:
 def test_render_cli_reports_a_config_mistake_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from components.manifests import main
+    from mlplatform.manifests import main
 
     (tmp_path / "Pulumi.yaml").write_text("name: mlplatform\nruntime: python\n")
     (tmp_path / "__main__.py").write_text((ROOT / "__main__.py").read_text())

@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.config import ConfigError, StackConfig, parse_stack_config
+from mlplatform.config import ConfigError, StackConfig, parse_stack_config
 from tests.conftest import ROOT
 from tests.strategies import junk
 
@@ -101,7 +101,7 @@ def test_random_configs_give_a_typed_error(raw: dict[str, Any]) -> None:
 
 def mlplatform(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "components.cli", *args],
+        [sys.executable, "-m", "mlplatform.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -211,7 +211,7 @@ HOSTILE_STACKS = [
 )
 def test_random_command_lines_never_trace_back(argv: list[str]) -> None:
     """In-process, so hypothesis can try many: argparse exits 2, our errors return 1."""
-    from components.cli import main
+    from mlplatform.cli import main
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

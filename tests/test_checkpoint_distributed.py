@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from mlplatform.training.checkpointing.commit import read_commit
+from mlplatform.training.checkpointing.tiers import LocalTier, parse_step
 from tests.checkpoint_harness import launch, run
-from training.checkpointing.commit import read_commit
-from training.checkpointing.tiers import LocalTier, parse_step
 
 pytestmark = pytest.mark.distributed
 

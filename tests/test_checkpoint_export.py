@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mlplatform.training.export import main
 from tests.checkpoint_harness import ROOT, Run, run
 from tests.checkpoint_worker import TinyModel, digest
-from training.export import main
 
 
 @pytest.fixture(scope="module")

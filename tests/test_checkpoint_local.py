@@ -13,17 +13,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.checkpoint_harness import Run
-from tests.checkpoint_worker import TinyModel
-from training.checkpointing import (
+from mlplatform.training.checkpointing import (
     CheckpointConfig,
     CheckpointConfigError,
     CheckpointError,
     Progress,
 )
-from training.checkpointing.async_save import ReusedBufferStager
-from training.checkpointing.commit import COMMIT_FILE, config_hash, file_entry, read_commit
-from training.checkpointing.retention import expired
+from mlplatform.training.checkpointing.async_save import ReusedBufferStager
+from mlplatform.training.checkpointing.commit import (
+    COMMIT_FILE,
+    config_hash,
+    file_entry,
+    read_commit,
+)
+from mlplatform.training.checkpointing.retention import expired
+from tests.checkpoint_harness import Run
+from tests.checkpoint_worker import TinyModel
 
 
 def steps_on_disk(directory: Path) -> list[str]:

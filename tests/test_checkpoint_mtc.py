@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from mlplatform.training.checkpointing.mtc import MTC_IMPORT_ERROR
 from tests.checkpoint_harness import Bucket, Run
 from tests.mtc_memory_fake import MemoryService
-from training.checkpointing.mtc import MTC_IMPORT_ERROR
 
 pytestmark = pytest.mark.skipif(
     MTC_IMPORT_ERROR is not None,
@@ -97,7 +97,7 @@ def test_memory_outage_does_not_stop_training_and_s3_steps_still_save(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     memory.stop()
-    with caplog.at_level(logging.WARNING, logger="training.checkpointing.mtc"):
+    with caplog.at_level(logging.WARNING, logger="mlplatform.training.checkpointing.mtc"):
         progress = mtc_run(tmp_path, s3, memory, namespace).train(8)
     assert progress.step == 8
     assert "MTC checkpoint of step 2 failed, training goes on" in caplog.text

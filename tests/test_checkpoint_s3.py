@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from mlplatform.training.checkpointing import CheckpointError
+from mlplatform.training.checkpointing.config import CheckpointConfig
+from mlplatform.training.checkpointing.s3 import S3Tier
 from tests.checkpoint_harness import Bucket, Run
-from training.checkpointing import CheckpointError
-from training.checkpointing.config import CheckpointConfig
-from training.checkpointing.s3 import S3Tier
 
 
 def s3_run(directory: Path, bucket: Bucket, **config: object) -> Run:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from mlplatform.training.checkpointing.config import CheckpointConfig
+from mlplatform.training.checkpointing.tiers import LocalTier
+from mlplatform.training.config import ConfigError, TrainConfig, parse_args
+from mlplatform.training.train import run
 from tests.checkpoint_harness import ROOT, Bucket
-from training.checkpointing.config import CheckpointConfig
-from training.checkpointing.tiers import LocalTier
-from training.config import ConfigError, TrainConfig, parse_args
-from training.train import run
 
 
 def tiny(**overrides: object) -> TrainConfig:

@@ -9,7 +9,7 @@ import typing
 import pytest
 import yaml
 
-from components.config import ConfigError, StackConfig, parse_stack_config
+from mlplatform.config import ConfigError, StackConfig, parse_stack_config
 from tests.conftest import MINIMAL, ROOT
 
 NB = {"name": "alice", "owner": "alice@example.com"}

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from components.catalog import EFA_INTERFACES_PER_INSTANCE
-from components.config import ConfigError, parse_stack_config
-from components.guardrails import Resource, evaluate
-from components.helm import CHARTS
-from components.mocks import SECRET_MASK
-from components.plan import guardrail_view, plan_document
-from components.pricing import estimate
-from components.program import ProgramRun
+from mlplatform.components.catalog import EFA_INTERFACES_PER_INSTANCE
+from mlplatform.components.helm import CHARTS
+from mlplatform.config import ConfigError, parse_stack_config
+from mlplatform.guardrails import Resource, evaluate
+from mlplatform.mocks import SECRET_MASK
+from mlplatform.plan import guardrail_view, plan_document
+from mlplatform.pricing import estimate
+from mlplatform.program import ProgramRun
 from tests.conftest import MINIMAL, build, policy_statements
 
 CLUSTER = "eks:index:Cluster"

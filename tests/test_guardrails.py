@@ -17,14 +17,14 @@ import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from components.bucket import SecureBucket, SecureBucketArgs
-from components.cli import main
-from components.guardrails import RULES, Finding
-from components.notebook import NotebookInstance, NotebookInstanceArgs
-from components.plan import check_policy
-from components.program import ProgramRun, run_program
-from components.security_groups import rule, security_group
-from components.shared_infra import SharedInfra, SharedInfraArgs
+from mlplatform.cli import main
+from mlplatform.components.bucket import SecureBucket, SecureBucketArgs
+from mlplatform.components.notebook import NotebookInstance, NotebookInstanceArgs
+from mlplatform.components.security_groups import rule, security_group
+from mlplatform.components.shared_infra import SharedInfra, SharedInfraArgs
+from mlplatform.guardrails import RULES, Finding
+from mlplatform.plan import check_policy
+from mlplatform.program import ProgramRun, run_program
 from tests.conftest import ROOT, build
 
 PRODUCTION = json.loads((ROOT / "policy" / "config-production.json").read_text())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from components.helm import deep_merge, layered_values
+from mlplatform.components.helm import deep_merge, layered_values
 
 
 def test_deep_merge_merges_mappings_and_replaces_lists() -> None:

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from components import hyperpod
-from components.config import ConfigError, parse_stack_config
-from components.guardrails import evaluate
-from components.hyperpod import HyperPodCluster, HyperPodClusterArgs
-from components.plan import guardrail_view, render_text
-from components.pricing import HOURS_PER_MONTH, ML_STORAGE_GB_MONTH, estimate
-from components.program import ProgramRun, Project, run_program
-from components.shared_infra import SharedInfra, SharedInfraArgs
+from mlplatform.components import hyperpod
+from mlplatform.components.hyperpod import HyperPodCluster, HyperPodClusterArgs
+from mlplatform.components.shared_infra import SharedInfra, SharedInfraArgs
+from mlplatform.config import ConfigError, parse_stack_config
+from mlplatform.guardrails import evaluate
+from mlplatform.plan import guardrail_view, render_text
+from mlplatform.pricing import HOURS_PER_MONTH, ML_STORAGE_GB_MONTH, estimate
+from mlplatform.program import ProgramRun, Project, run_program
 from tests.conftest import MINIMAL, ROOT, build, policy_statements
 from tests.test_rendered_policies import parliament_findings
 

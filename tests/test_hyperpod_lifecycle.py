@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from components import hyperpod
-from components.hyperpod import InstanceGroupArgs
+from mlplatform.components import hyperpod
+from mlplatform.components.hyperpod import InstanceGroupArgs
 
 GROUPS = [
     InstanceGroupArgs("head", "ml.m5.xlarge", 1, slurm_role="controller"),
@@ -213,7 +213,7 @@ def test_scripts_fetch_nothing_from_the_internet() -> None:
 
 def test_packaged_scripts_ship_with_the_distribution() -> None:
     """pyproject's package-data must include the folder, or installed copies lack the scripts."""
-    pyproject = (Path(hyperpod.__file__).parent.parent / "pyproject.toml").read_text()
+    pyproject = (Path(hyperpod.__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert f"{hyperpod.LIFECYCLE_PACKAGE_DIR}/*" in pyproject
     assert os.access(
         Path(hyperpod.__file__).parent / hyperpod.LIFECYCLE_PACKAGE_DIR / "on_create.sh", os.R_OK

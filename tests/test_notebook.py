@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from components.notebook import idle_stop_script
-from components.program import ProgramRun
+from mlplatform.components.notebook import idle_stop_script
+from mlplatform.program import ProgramRun
 from tests.conftest import build, policy_statements
 
 NOTEBOOK = "aws:sagemaker/notebookInstance:NotebookInstance"

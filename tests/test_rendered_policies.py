@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from components.guardrails import POLICY_PROPS
-from components.program import ProgramRun
+from mlplatform.guardrails import POLICY_PROPS
+from mlplatform.program import ProgramRun
 from tests.conftest import build
 
 with warnings.catch_warnings():

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
-from components import sagemaker_training as sm
-from components.cli import main
+from mlplatform import sagemaker_training as sm
+from mlplatform.cli import main
 from tests.conftest import ROOT
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlplatform-training@sha256:" + "cd" * 32

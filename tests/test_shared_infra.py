@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components.program import ProgramRun
+from mlplatform.program import ProgramRun
 from tests.conftest import as_list, build, policy_statements
 
 BUCKET = "aws:s3/bucket:Bucket"

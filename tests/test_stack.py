@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from components.cli import main
-from components.plan import plan_document, render_text
-from components.pricing import estimate
-from components.program import ProgramRun
+from mlplatform.cli import main
+from mlplatform.plan import plan_document, render_text
+from mlplatform.pricing import estimate
+from mlplatform.program import ProgramRun
 from tests.conftest import ROOT
 
 TAGS = {"project", "stack", "owner", "cost-center"}
@@ -224,7 +224,7 @@ def test_cli_config_mistake_is_one_line_without_traceback(tmp_path: Path) -> Non
         "    - {name: a, owner: o}\n    - {name: b, owner: o, instanceType: ml.t3.huge}\n",
     )
     result = subprocess.run(
-        [sys.executable, "-m", "components.cli", "plan", "dev", "--cwd", str(tmp_path)],
+        [sys.executable, "-m", "mlplatform.cli", "plan", "dev", "--cwd", str(tmp_path)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -251,8 +251,8 @@ def test_cli_plans_a_users_own_program_importing_our_components(
     """Engineers who import our components plan their own stacks offline the same way."""
     program = (
         "import pulumi\n"
-        "from components.shared_infra import SharedInfra, SharedInfraArgs\n"
-        "from components.network import NetworkArgs\n"
+        "from mlplatform.components.shared_infra import SharedInfra, SharedInfraArgs\n"
+        "from mlplatform.components.network import NetworkArgs\n"
         "cfg = pulumi.Config()\n"
         "shared = SharedInfra('team-x', SharedInfraArgs(region='eu-west-1',\n"
         "    network=NetworkArgs(availability_zones=cfg.require_int('zones'), nat_gateways='none'),\n"

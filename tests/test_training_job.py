@@ -12,11 +12,11 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components import training_manifests as tm
-from components.config import ConfigError, parse_stack_config
-from components.program import ProgramRun, run_program
-from components.shared_infra import SharedInfra, SharedInfraArgs
-from components.training_job import TrainingJob, TrainingJobArgs, training_image_tag
+from mlplatform.components import training_manifests as tm
+from mlplatform.components.shared_infra import SharedInfra, SharedInfraArgs
+from mlplatform.components.training_job import TrainingJob, TrainingJobArgs, training_image_tag
+from mlplatform.config import ConfigError, parse_stack_config
+from mlplatform.program import ProgramRun, run_program
 from tests.conftest import MINIMAL, policy_statements
 from tests.test_rendered_policies import parliament_findings
 

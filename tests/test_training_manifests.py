@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components import training_manifests as tm
+from mlplatform.components import training_manifests as tm
 
 DIGEST = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlplatform-training@sha256:" + "ab" * 32
 RECIPE = {"model": "llama3-8b", "max_steps": 1000, "sharding": "hybrid", "replicate_degree": 2}
@@ -73,7 +73,7 @@ def test_efa_environment_comes_from_the_training_cores_table() -> None:
 
 
 def test_the_job_carries_the_environment_the_trainer_would_compute() -> None:
-    from training.efa import NodeFacts, efa_env
+    from mlplatform.training.efa import NodeFacts, efa_env
 
     expected = efa_env(NodeFacts("p5.48xlarge", efa_devices=32, has_cuda=True)).env
     env = env_of(tm.job(spec()))

@@ -27,7 +27,12 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
-from training.checkpointing import CheckpointConfig, Progress, Trainable, build_checkpointer
+from mlplatform.training.checkpointing import (
+    CheckpointConfig,
+    Progress,
+    Trainable,
+    build_checkpointer,
+)
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from training.checkpointing.config import CheckpointConfig, CheckpointConfigError
+from mlplatform.training.checkpointing.config import CheckpointConfig, CheckpointConfigError
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -161,7 +161,7 @@ class TrainConfig:
             )
         if self.token_dtype not in ("uint16", "uint32"):
             raise ConfigError(f"--token-dtype: {self.token_dtype!r} is not uint16 or uint32")
-        from training.model import PRESETS
+        from mlplatform.training.model import PRESETS
 
         if self.model not in PRESETS:
             raise ConfigError(f"--model: {self.model!r} is not one of {', '.join(PRESETS)}")

@@ -33,8 +33,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from training.config import ConfigError
-from training.tokenizer import Tokenizer
+from mlplatform.training.config import ConfigError
+from mlplatform.training.tokenizer import Tokenizer
 
 TOKEN_SUFFIXES = {".bin": None, ".u16": np.uint16, ".u32": np.uint32}
 TEXT_SUFFIXES = (".txt", ".jsonl")
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from training.tokenizer import load_tokenizer
+    from mlplatform.training.tokenizer import load_tokenizer
 
     parser = argparse.ArgumentParser(prog="python -m training.data", description=main.__doc__)
     parser.add_argument("source", help=".txt/.jsonl file or directory")

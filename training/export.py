@@ -24,8 +24,8 @@ import torch
 from safetensors.torch import save_file
 from torch.distributed.checkpoint.state_dict_loader import _load_state_dict_from_keys
 
-from training.checkpointing.commit import COMMIT_FILE, read_commit, verify
-from training.checkpointing.tiers import LocalTier
+from mlplatform.training.checkpointing.commit import COMMIT_FILE, read_commit, verify
+from mlplatform.training.checkpointing.tiers import LocalTier
 
 
 class ExportError(RuntimeError):

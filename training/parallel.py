@@ -19,7 +19,7 @@ from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
-from training.config import TrainConfig
+from mlplatform.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

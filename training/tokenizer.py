@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from training.config import ConfigError
+from mlplatform.training.config import ConfigError
 
 
 class Tokenizer(Protocol):

@@ -22,16 +22,21 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from training import efa
-from training.checkpoint import Checkpointer, TrainState
-from training.checkpointing.signals import StopRequest
-from training.config import ConfigError, TrainConfig, parse_args
-from training.data import Batches, open_stream
-from training.metrics import Metrics, StepStats, peak_tflops, setup_logging
-from training.model import Transformer, count_params, flops_per_token, model_args
-from training.optim import build_optimizer, build_scheduler
-from training.parallel import build_mesh, clip_and_reduce, parallelize, set_micro_step_sync
-from training.tokenizer import load_tokenizer
+from mlplatform.training import efa
+from mlplatform.training.checkpoint import Checkpointer, TrainState
+from mlplatform.training.checkpointing.signals import StopRequest
+from mlplatform.training.config import ConfigError, TrainConfig, parse_args
+from mlplatform.training.data import Batches, open_stream
+from mlplatform.training.metrics import Metrics, StepStats, peak_tflops, setup_logging
+from mlplatform.training.model import Transformer, count_params, flops_per_token, model_args
+from mlplatform.training.optim import build_optimizer, build_scheduler
+from mlplatform.training.parallel import (
+    build_mesh,
+    clip_and_reduce,
+    parallelize,
+    set_micro_step_sync,
+)
+from mlplatform.training.tokenizer import load_tokenizer
 
 log = logging.getLogger("training")
 

@@ -55,8 +55,8 @@ def spawn(
 
 def run_configs(configs: list[dict[str, Any]]) -> list[list[float]]:
     """Train each config in turn in the same process group; the loss curve of each."""
-    from training.config import TrainConfig
-    from training.train import run
+    from mlplatform.training.config import TrainConfig
+    from mlplatform.training.train import run
 
     return [[r["loss"] for r in run(TrainConfig(**c).validate())] for c in configs]
 
@@ -68,9 +68,9 @@ def clip_matches_torch(mesh_shape: list[int], max_norm: float) -> list[float]:
     import torch.nn.functional as F
     from torch.distributed.device_mesh import init_device_mesh
 
-    from training.config import TrainConfig
-    from training.model import PRESETS, Transformer
-    from training.parallel import clip_and_reduce, parallelize
+    from mlplatform.training.config import TrainConfig
+    from mlplatform.training.model import PRESETS, Transformer
+    from mlplatform.training.parallel import clip_and_reduce, parallelize
 
     names = ("replicate", "shard") if len(mesh_shape) == 2 else ("shard",)
     mesh = init_device_mesh("cpu", tuple(mesh_shape), mesh_dim_names=names)
@@ -97,7 +97,7 @@ def sharded_fill_equals_full_fill() -> bool:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import Shard, distribute_tensor
 
-    from training.model import fill_normal
+    from mlplatform.training.model import fill_normal
 
     mesh = init_device_mesh("cpu", (dist.get_world_size(),))
     sharded = distribute_tensor(torch.zeros(37, 5), mesh, [Shard(0)])
@@ -110,8 +110,8 @@ def sharded_fill_equals_full_fill() -> bool:
 def resume_after_interruption(config: dict[str, Any]) -> dict[str, list[float]]:
     """Train with checkpoints; make the last one incomplete; train again: it resumes from the
     last complete one and must reproduce the same losses."""
-    from training.checkpointing.commit import COMMIT_FILE
-    from training.checkpointing.tiers import LocalTier
+    from mlplatform.training.checkpointing.commit import COMMIT_FILE
+    from mlplatform.training.checkpointing.tiers import LocalTier
 
     straight = run_configs([config])[0]
     tier1 = LocalTier(config["checkpoint_dir"])

@@ -17,8 +17,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlplatform.training.config import (
+    CONFIGS_DIR,
+    ConfigError,
+    TrainConfig,
+    build_parser,
+    parse_args,
+)
 from tests.strategies import junk
-from training.config import CONFIGS_DIR, ConfigError, TrainConfig, build_parser, parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGS = sorted(

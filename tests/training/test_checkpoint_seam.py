@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from training.checkpoint import Checkpointer
-from training.checkpointing import CheckpointConfig
-from training.checkpointing.commit import COMMIT_FILE
-from training.checkpointing.tiers import LocalTier
-from training.config import parse_args
+from mlplatform.training.checkpoint import Checkpointer
+from mlplatform.training.checkpointing import CheckpointConfig
+from mlplatform.training.checkpointing.commit import COMMIT_FILE
+from mlplatform.training.checkpointing.tiers import LocalTier
+from mlplatform.training.config import parse_args
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from training.config import CONFIGS_DIR, ConfigError, TrainConfig, build_parser, parse_args
+from mlplatform.training.config import (
+    CONFIGS_DIR,
+    ConfigError,
+    TrainConfig,
+    build_parser,
+    parse_args,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from training.config import ConfigError
-from training.data import Batches, open_stream
-from training.tokenizer import ByteTokenizer
+from mlplatform.training.config import ConfigError
+from mlplatform.training.data import Batches, open_stream
+from mlplatform.training.tokenizer import ByteTokenizer
 
 BYTES = ByteTokenizer()
 
@@ -195,7 +195,7 @@ def test_hugging_face_tokenizer_by_name(monkeypatch):
     import sys
     import types
 
-    from training.tokenizer import load_tokenizer
+    from mlplatform.training.tokenizer import load_tokenizer
 
     class Fake:
         eos_token_id = 2
@@ -220,7 +220,7 @@ def test_hugging_face_tokenizer_by_name(monkeypatch):
 def test_hugging_face_tokenizer_without_transformers(monkeypatch):
     import sys
 
-    from training.tokenizer import load_tokenizer
+    from mlplatform.training.tokenizer import load_tokenizer
 
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(ConfigError, match="needs the 'transformers' package"):
@@ -228,7 +228,7 @@ def test_hugging_face_tokenizer_without_transformers(monkeypatch):
 
 
 def test_written_shard_reads_back_as_the_packed_stream(tmp_path):
-    from training.data import main
+    from mlplatform.training.data import main
 
     docs = tmp_path / "docs.jsonl"
     docs.write_text("\n".join(json.dumps({"text": t}) for t in ["ab", "cde", "f"]) + "\n")
@@ -239,7 +239,7 @@ def test_written_shard_reads_back_as_the_packed_stream(tmp_path):
 
 
 def test_shard_dtype_must_hold_the_vocabulary(tmp_path, monkeypatch, capsys):
-    from training import data
+    from mlplatform.training import data
 
     monkeypatch.setattr(ByteTokenizer, "vocab_size", 70_000)
     (tmp_path / "a.txt").write_text("x")

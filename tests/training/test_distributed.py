@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mlplatform.training.config import TrainConfig
+from mlplatform.training.train import run
 from tests.training.dist_helpers import (
     clip_matches_torch,
     resume_after_interruption,
@@ -11,8 +13,6 @@ from tests.training.dist_helpers import (
     sharded_fill_equals_full_fill,
     spawn,
 )
-from training.config import TrainConfig
-from training.train import run
 
 pytestmark = pytest.mark.distributed
 

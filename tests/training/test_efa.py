@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from training import efa
-from training.efa import EnvPlan, NodeFacts, apply, efa_env
+from mlplatform.training import efa
+from mlplatform.training.efa import EnvPlan, NodeFacts, apply, efa_env
 
 NCCL_BASE = {
     "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1",
@@ -58,7 +58,7 @@ def test_efa_instance_without_device_warns_and_does_not_force_the_provider():
 def test_user_values_win(caplog):
     environ = {"FI_EFA_USE_HUGE_PAGE": "1", "NCCL_SOCKET_IFNAME": "ens5"}
     plan = efa_env(NodeFacts("p5.48xlarge", efa_devices=32, has_cuda=True))
-    with caplog.at_level(logging.INFO, logger="training.efa"):
+    with caplog.at_level(logging.INFO, logger="mlplatform.training.efa"):
         applied = apply(plan, environ)
     assert environ["FI_EFA_USE_HUGE_PAGE"] == "1" and environ["NCCL_SOCKET_IFNAME"] == "ens5"
     assert environ["FI_PROVIDER"] == "efa"
@@ -68,7 +68,7 @@ def test_user_values_win(caplog):
 
 def test_warnings_are_logged(caplog):
     plan = efa_env(NodeFacts("p4d.24xlarge", efa_devices=0, has_cuda=True))
-    with caplog.at_level(logging.WARNING, logger="training.efa"):
+    with caplog.at_level(logging.WARNING, logger="mlplatform.training.efa"):
         apply(plan, {})
     assert "p4d.24xlarge supports EFA" in caplog.text
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 import torch
 
-from training.metrics import Metrics, StepStats, format_line, peak_tflops
+from mlplatform.training.metrics import Metrics, StepStats, format_line, peak_tflops
 
 CPU = torch.device("cpu")
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.model import PRESETS, Transformer, count_params, fill_normal, flops_per_token
+from mlplatform.training.model import (
+    PRESETS,
+    Transformer,
+    count_params,
+    fill_normal,
+    flops_per_token,
+)
 
 
 def tiny_model(seed: int = 0) -> Transformer:

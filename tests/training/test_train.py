@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from training.config import TrainConfig, parse_args
-from training.train import run, sagemaker_defaults
+from mlplatform.training.config import TrainConfig, parse_args
+from mlplatform.training.train import run, sagemaker_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ Progress(...))` after every step and `close()` at the end.
 
 from typing import Any
 
-from training.checkpointing.checkpointer import Checkpointer, CheckpointError
-from training.checkpointing.config import CheckpointConfig, CheckpointConfigError
-from training.checkpointing.state import Progress, Trainable
+from mlplatform.training.checkpointing.checkpointer import Checkpointer, CheckpointError
+from mlplatform.training.checkpointing.config import CheckpointConfig, CheckpointConfigError
+from mlplatform.training.checkpointing.state import Progress, Trainable
 
 
 def build_checkpointer(
@@ -24,7 +24,7 @@ def build_checkpointer(
 ) -> Any:
     """The checkpointer of `config.backend`; `namespace` (mtc) defaults to config.mtc_namespace."""
     if config.backend == "mtc":
-        from training.checkpointing.mtc import MtcCheckpointer
+        from mlplatform.training.checkpointing.mtc import MtcCheckpointer
 
         return MtcCheckpointer(
             config,

@@ -25,7 +25,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.staging import AsyncStager
 from torch.distributed.checkpoint.storage import StorageWriter
 
-from training.checkpointing.group import CheckpointGroup
+from mlplatform.training.checkpointing.group import CheckpointGroup
 
 log = logging.getLogger(__name__)
 

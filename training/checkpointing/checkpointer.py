@@ -17,8 +17,8 @@ from typing import Any
 import torch
 import torch.distributed.checkpoint as dcp
 
-from training.checkpointing.async_save import CheckpointWriter
-from training.checkpointing.commit import (
+from mlplatform.training.checkpointing.async_save import CheckpointWriter
+from mlplatform.training.checkpointing.commit import (
     Commit,
     code_version,
     config_hash,
@@ -28,12 +28,18 @@ from training.checkpointing.commit import (
     verify,
     write_commit,
 )
-from training.checkpointing.config import CheckpointConfig
-from training.checkpointing.group import CheckpointGroup
-from training.checkpointing.retention import expired
-from training.checkpointing.s3 import S3Tier
-from training.checkpointing.state import Progress, Trainable, load_rank, rank_file, rank_payload
-from training.checkpointing.tiers import LocalTier, step_name
+from mlplatform.training.checkpointing.config import CheckpointConfig
+from mlplatform.training.checkpointing.group import CheckpointGroup
+from mlplatform.training.checkpointing.retention import expired
+from mlplatform.training.checkpointing.s3 import S3Tier
+from mlplatform.training.checkpointing.state import (
+    Progress,
+    Trainable,
+    load_rank,
+    rank_file,
+    rank_payload,
+)
+from mlplatform.training.checkpointing.tiers import LocalTier, step_name
 
 log = logging.getLogger(__name__)
 

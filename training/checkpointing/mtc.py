@@ -19,11 +19,11 @@ from typing import Any
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 
-from training.checkpointing.async_save import CheckpointWriter
-from training.checkpointing.checkpointer import ScheduledSaves
-from training.checkpointing.config import CheckpointConfig, parse_s3_uri
-from training.checkpointing.group import CheckpointGroup
-from training.checkpointing.state import Progress, Trainable, load_rank, rank_bytes
+from mlplatform.training.checkpointing.async_save import CheckpointWriter
+from mlplatform.training.checkpointing.checkpointer import ScheduledSaves
+from mlplatform.training.checkpointing.config import CheckpointConfig, parse_s3_uri
+from mlplatform.training.checkpointing.group import CheckpointGroup
+from mlplatform.training.checkpointing.state import Progress, Trainable, load_rank, rank_bytes
 
 log = logging.getLogger(__name__)
 

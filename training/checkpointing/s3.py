@@ -21,10 +21,10 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from training.checkpointing.commit import COMMIT_FILE, Commit, read_commit, write_atomic
-from training.checkpointing.config import CheckpointConfig, parse_s3_uri
-from training.checkpointing.retention import expired
-from training.checkpointing.tiers import parse_step, step_name
+from mlplatform.training.checkpointing.commit import COMMIT_FILE, Commit, read_commit, write_atomic
+from mlplatform.training.checkpointing.config import CheckpointConfig, parse_s3_uri
+from mlplatform.training.checkpointing.retention import expired
+from mlplatform.training.checkpointing.tiers import parse_step, step_name
 
 log = logging.getLogger(__name__)
 

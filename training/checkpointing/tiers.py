@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from training.checkpointing.commit import COMMIT_FILE, fsync_dir, read_commit, verify
+from mlplatform.training.checkpointing.commit import COMMIT_FILE, fsync_dir, read_commit, verify
 
 log = logging.getLogger(__name__)
 

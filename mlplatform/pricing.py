@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from components.catalog import (
+from mlplatform.components.catalog import (
     EC2_INSTANCE_HOURLY_USD,
     EKS_CONTROL_PLANE_HOURLY,
     FSX_LUSTRE_GB_MONTH_USD,
@@ -21,8 +21,8 @@ from components.catalog import (
     HYPERPOD_INSTANCE_HOURLY_USD,
     NOTEBOOK_INSTANCE_HOURLY_USD,
 )
-from components.mocks import Registration
-from components.program import ProgramRun
+from mlplatform.mocks import Registration
+from mlplatform.program import ProgramRun
 
 NAT_GATEWAY_HOURLY = 0.045
 PUBLIC_IPV4_HOURLY = 0.005

@@ -13,7 +13,7 @@ import pulumi_aws as aws
 import pulumi_aws_native as aws_native
 import pulumi_kubernetes as k8s
 
-from components.arc_runners import (
+from mlplatform.components.arc_runners import (
     OFFICIAL_RUNNER_IMAGE,
     RUNNER_VERSION,
     ArcRunners,
@@ -22,27 +22,32 @@ from components.arc_runners import (
     GitHubTokenAuth,
     RunnerClassArgs,
 )
-from components.config import PROJECT, ArcConfig, EksConfig, HyperPodClusterConfig, StackConfig
-from components.eks import NODE_GROUP_LABEL, GpuEksCluster, GpuEksClusterArgs, NodeGroupArgs
-from components.hyperpod import (
+from mlplatform.components.eks import (
+    NODE_GROUP_LABEL,
+    GpuEksCluster,
+    GpuEksClusterArgs,
+    NodeGroupArgs,
+)
+from mlplatform.components.hyperpod import (
     FsxLustreArgs,
     HyperPodCluster,
     HyperPodClusterArgs,
     InstanceGroupArgs,
     Taint,
 )
-from components.hyperpod_eks import ChartSource, EksPrerequisites
-from components.images import DOCKER_DIR, REPO_ROOT, ContainerImage, ContainerImageArgs
-from components.network import ExistingNetwork, NetworkArgs
-from components.notebook import GitRepositoryArgs, NotebookInstance, NotebookInstanceArgs
-from components.shared_infra import SharedInfra, SharedInfraArgs
-from components.training_job import (
+from mlplatform.components.hyperpod_eks import ChartSource, EksPrerequisites
+from mlplatform.components.images import DOCKER_DIR, REPO_ROOT, ContainerImage, ContainerImageArgs
+from mlplatform.components.network import ExistingNetwork, NetworkArgs
+from mlplatform.components.notebook import GitRepositoryArgs, NotebookInstance, NotebookInstanceArgs
+from mlplatform.components.shared_infra import SharedInfra, SharedInfraArgs
+from mlplatform.components.training_job import (
     TrainingJob,
     TrainingJobArgs,
     job_security_group,
     training_image_tag,
 )
-from components.training_manifests import JobSettings
+from mlplatform.components.training_manifests import JobSettings
+from mlplatform.config import PROJECT, ArcConfig, EksConfig, HyperPodClusterConfig, StackConfig
 
 
 def default_tags(config: StackConfig, stack: str) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Every Kubernetes object the program creates directly, and every runner pod template, as YAML.
 
-    python -m components.manifests STACK DIR     # writes DIR/<kind>-<namespace>-<name>.yaml
+    mlplatform manifests STACK DIR     # writes DIR/<kind>-<namespace>-<name>.yaml
 
 The objects come from the offline plan of STACK (the same program `pulumi up` runs), so what the
 validators check is what would be applied: tests validate each file with kubernetes-validate
@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from components.config import ConfigError
-from components.mocks import SECRET_MASK, Registration, unwrap_secret
-from components.program import ProgramRun, Project, ProjectError
+from mlplatform.config import ConfigError
+from mlplatform.mocks import SECRET_MASK, Registration, unwrap_secret
+from mlplatform.program import ProgramRun, Project, ProjectError
 
 SCALE_SET_CHART = "/gha-runner-scale-set"
 # Object fields Pulumi adds to the inputs that are not part of the Kubernetes object.
@@ -122,7 +122,7 @@ def _integral(value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m components.manifests",
+        prog="mlplatform manifests",
         description="Render the stack's Kubernetes objects and runner pod templates to YAML.",
     )
     parser.add_argument("stack")

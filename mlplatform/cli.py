@@ -1,6 +1,7 @@
 """`mlplatform`: the command line of the platform.
 
     mlplatform plan STACK [--json] [--cwd DIR] [--policy [--policy-config FILE]]
+    mlplatform manifests STACK DIR [--cwd DIR]
     mlplatform train submit --engine sagemaker --recipe R --instance-type T --instance-count N
 
 `plan` runs the Pulumi project in DIR (default: the current directory) for STACK under mocks,
@@ -26,12 +27,14 @@ from typing import Any
 
 import pulumi
 
-from components.plan import check_policy, plan_document, render_findings, render_text
-from components.program import Project, ProjectError
+from mlplatform import __version__, manifests
+from mlplatform.plan import check_policy, plan_document, render_findings, render_text
+from mlplatform.program import Project, ProjectError
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"mlplatform {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     plan = commands.add_parser(
         "plan", help="offline plan of a stack: resources, settings, estimated monthly cost"
@@ -46,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
         "--policy-config",
         type=Path,
         help="policy config JSON (default: policy/config-<stack>.json in the project, if any)",
+    )
+    render = commands.add_parser(
+        "manifests", help="write the stack's Kubernetes objects and runner pods as YAML files"
+    )
+    render.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    render.add_argument("directory", type=Path, help="where the YAML files go")
+    render.add_argument(
+        "--cwd", type=Path, default=Path.cwd(), help="project directory (default: current)"
     )
     _train_parser(commands)
     return parser
@@ -90,7 +101,7 @@ def _train_parser(commands: Any) -> None:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from components import sagemaker_training as sm
+    from mlplatform import sagemaker_training as sm
 
     outputs: dict[str, Any] = {}
     if args.outputs is not None:
@@ -165,13 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from components.sagemaker_training import SubmitError
+        from mlplatform.sagemaker_training import SubmitError
 
         try:
             return _submit(args)
         except (SubmitError, BotoCoreError, ClientError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+    if args.command == "manifests":
+        return manifests.main([args.stack, str(args.directory), "--cwd", str(args.cwd)])
     try:
         project = Project.load(args.cwd.resolve())
         policy_config = _policy_config(args, project.directory) if args.policy else None

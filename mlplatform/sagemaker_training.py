@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from components.catalog import gpus_per_instance
-from components.recipes import read_recipe, recipe_file, recipe_names
-from components.training_manifests import checkpoint_prefix
+from mlplatform.components.catalog import gpus_per_instance
+from mlplatform.components.training_manifests import checkpoint_prefix
+from mlplatform.training.recipes import read_recipe, recipe_file, recipe_names
 
 # Where SageMaker puts the tier-1 directory it syncs with `CheckpointConfig.S3Uri`.
 SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from components.catalog import gpus_per_instance
+from mlplatform.components.catalog import gpus_per_instance
 
 REQUIRED_TAGS = ("project", "stack", "owner", "cost-center")
 

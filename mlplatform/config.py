@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components.catalog import (
+from mlplatform.components.catalog import (
     DEFAULT_INTERFACE_ENDPOINTS,
     EC2_INSTANCE_HOURLY_USD,
     EKS_KUBERNETES_VERSIONS,
@@ -44,7 +44,7 @@ from components.catalog import (
     gpus_per_instance,
     instance_family,
 )
-from components.recipes import load_recipe, recipe_names
+from mlplatform.training.recipes import load_recipe, recipe_names
 
 PROJECT = "mlplatform"
 

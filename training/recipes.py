@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "training" / "configs"
+RECIPES_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def recipe_names(directory: Path = RECIPES_DIR) -> list[str]:

@@ -23,7 +23,7 @@ import yaml
 from pulumi.runtime import settings
 from pulumi.runtime.sync_await import _sync_await
 
-from components.mocks import PlatformMocks, RecordingMonitor, Registration
+from mlplatform.mocks import PlatformMocks, RecordingMonitor, Registration
 
 SECRET_PLACEHOLDER = "[secret]"
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from components.guardrails import Finding, Resource, evaluate
-from components.mocks import SECRET_MASK, Registration
-from components.pricing import CostEstimate, estimate
-from components.program import ProgramRun
+from mlplatform.guardrails import Finding, Resource, evaluate
+from mlplatform.mocks import SECRET_MASK, Registration
+from mlplatform.pricing import CostEstimate, estimate
+from mlplatform.program import ProgramRun
 
 # Inputs worth a glance in the text tree (the JSON has all of them).
 KEY_SETTINGS = (
