@@ -4,41 +4,55 @@ In pulumi-aws 7 each bucket setting is its own resource; this component keeps th
 consumer ends up with a bucket that lacks one of them.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field, model_validator
 
 from mlplatform.components.iam import deny_insecure_transport, policy_document
+from mlplatform.components.schema import SettingError, parse, schema
 
 
-@dataclass(frozen=True)
+@schema
 class SecureBucketArgs:
-    """`protect` keeps the bucket (and its settings) through `pulumi destroy` and refuses deletes;
-    `force_destroy` lets a non-protected bucket be deleted with objects in it (staging)."""
+    """A private, encrypted, versioned, TLS-only bucket."""
 
     kms_key_arn: pulumi.Input[str]
+    """KMS key for SSE-KMS (with an S3 bucket key)."""
     protect: bool = False
+    """Keep the bucket and its settings through `pulumi destroy`, and refuse deletes."""
     force_destroy: bool = False
-    noncurrent_version_days: int = 30
-    abort_multipart_days: int = 7
+    """Let a non-protected bucket be deleted with objects in it (staging)."""
+    noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
+    """Days before noncurrent object versions expire."""
+    abort_multipart_days: int = Field(default=7, ge=1, le=365)
+    """Days before incomplete multipart uploads are aborted."""
     prefixes: Sequence[str] = ()
+    """Top-level prefixes to create as empty folder objects."""
+
+    @model_validator(mode="after")
+    def _protect_or_destroy(self) -> "SecureBucketArgs":
+        if self.protect and self.force_destroy:
+            raise SettingError("force_destroy", "cannot be true while protect is true")
+        return self
 
 
 class SecureBucket(pulumi.ComponentResource):
     """The bucket plus ownership, public access block, versioning, SSE-KMS, lifecycle, policy."""
 
     bucket_name: pulumi.Output[str]
+    """The bucket's name."""
     arn: pulumi.Output[str]
+    """The bucket's ARN."""
 
     def __init__(
-        self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: SecureBucketArgs,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        if args.protect and args.force_destroy:
-            raise ValueError(f"{name}: a protected bucket cannot be force-destroyed")
+        args = parse(SecureBucketArgs, args)  # a mapping when another language calls
         super().__init__("mlplatform:index:SecureBucket", name, None, opts)
         # Data protection applies to every piece: deleting the versioning or encryption resource
         # would otherwise weaken a bucket that is itself retained.

@@ -1,0 +1,235 @@
+"""One declaration per setting: the Args of every component validate themselves.
+
+A component's Args is a class decorated with `@schema`: each field is declared once, with its
+type, default, bounds (`pydantic.Field`) and a one-line docstring under it. The same declaration
+serves three callers:
+
+- Python code constructing Args: a bad value raises `ArgsError`, one line naming the argument
+  (`NodeGroupArgs.max_size: 0 is below min_size 1`), never a traceback from deep inside.
+- The stack file: `mlplatform/config.py` composes the stack's config from these classes and reports
+  the same problem as `Pulumi.staging.yaml: mlplatform:eks.gpuNodeGroups[0].maxSize: ...`.
+- Other Pulumi languages: the fields are plain types, enums, lists, maps and nested Args, so
+  Pulumi's component analyzer infers a schema from them; the provider hands the component a
+  mapping, which `parse` validates exactly like a stack file.
+
+Why the annotations are plain: the analyzer reads `__annotations__` without evaluating strings
+(no `from __future__ import annotations` in an Args module), refuses unions other than
+`X | None`, `Literal`, and component objects as inputs. A field with a default is optional in the
+schema: the decorator tells the analyzer so by wrapping its annotation in `Optional` once pydantic
+has built the validator from the real one.
+"""
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any, Optional, TypeVar, cast, dataclass_transform
+
+import pulumi
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic.dataclasses import rebuild_dataclass
+from pydantic_core import PydanticUndefined
+
+T = TypeVar("T")
+
+# Stack files spell keys in camelCase, Python code in snake_case; both are accepted everywhere.
+CONFIG = ConfigDict(
+    alias_generator=to_camel,
+    populate_by_name=True,
+    extra="forbid",
+    arbitrary_types_allowed=True,  # pulumi.Output inside pulumi.Input[...]
+    use_attribute_docstrings=True,
+)
+
+
+class ArgsError(pulumi.RunError):
+    """A bad setting. Its message is one line naming the setting; no traceback follows."""
+
+
+class SettingError(ValueError):
+    """Raised by a cross-field check: the problem belongs to field `key` (its Python name)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(Field,))
+def schema(cls: type[T]) -> type[T]:
+    """Make `cls` a validating, frozen, keyword-only Args dataclass (see the module docstring)."""
+    built = pydantic_dataclass(frozen=True, kw_only=True, config=CONFIG)(cls)
+    # pulumi.Input[T] refers to Output by a forward reference.
+    rebuild_dataclass(built, _types_namespace={"Output": pulumi.Output, "T": Any})
+    init = built.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as error:
+            message = describe(error, built.__name__, camel=False, schema_root=built)
+            raise ArgsError(message) from None
+
+    __init__.__doc__ = init.__doc__
+    built.__init__ = __init__  # type: ignore[method-assign]
+    # The class's own annotations, edited in place (inspect.get_annotations returns a copy).
+    annotations = built.__dict__.get("__annotations__", {})  # noqa: RUF063
+    for name, field in built.__pydantic_fields__.items():
+        has_default = field.default is not PydanticUndefined or field.default_factory is not None
+        if name in annotations and has_default:
+            annotations[name] = Optional[annotations[name]]  # noqa: UP045 (the analyzer's form)
+    return cast(type[T], built)
+
+
+def parse(cls: type[T], value: T | Mapping[str, Any]) -> T:
+    """`value` as a `cls`: already one, or a mapping (from another language's program)."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise ArgsError(f"{cls.__name__}: expected {cls.__name__} or a mapping, got {value!r}")
+    try:
+        return TypeAdapter(cls).validate_python(dict(value))
+    except ValidationError as error:
+        raise ArgsError(describe(error, cls.__name__, camel=False, schema_root=cls)) from None
+
+
+def settings_of(value: Any) -> dict[str, Any]:
+    """The fields of an Args object, to build a richer Args from it (the stack builder's wiring)."""
+    return {name: getattr(value, name) for name in type(value).__pydantic_fields__}
+
+
+_TYPE_MESSAGES = {
+    "int_parsing": "expected an integer",
+    "int_type": "expected an integer",
+    "int_from_float": "expected an integer",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "sequence_str": "expected a list",
+    "tuple_type": "expected a list",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "dataclass_type": "expected a mapping",
+    "dataclass_args_type": "expected a mapping",
+    "dict_type": "expected a mapping",
+}
+_RELATIONS = {
+    "greater_than_equal": ">=",
+    "less_than_equal": "<=",
+    "greater_than": ">",
+    "less_than": "<",
+}
+
+
+def describe(error: ValidationError, root: str, *, camel: bool, schema_root: Any = None) -> str:
+    """One line for the first problem: `<root>.<path>: <what is wrong>`.
+
+    `camel` names keys as a stack file does; otherwise as Python does. `schema_root` (the class
+    validated) lets an unknown key suggest the closest known one.
+    """
+    first = error.errors(include_url=False)[0]
+    loc = [part for part in first["loc"] if not _is_wrapper(part)]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, SettingError):
+        loc = [*loc, cause.key]
+    path = _path(loc, camel)
+    where = f"{root}.{path}" if path and not path.startswith("[") else f"{root}{path}"
+    kind = first["type"]
+    value = first.get("input")
+    if isinstance(cause, SettingError):
+        message = str(cause)
+    elif kind == "missing" or kind == "missing_keyword_only_argument":
+        message = "is required"
+    elif kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        message = "is not a known key" + _suggestion(loc, schema_root, camel)
+    elif kind == "enum" or kind == "literal_error":
+        message = f"{value!r} is not one of {first['ctx']['expected']}"
+    elif kind in _RELATIONS:
+        bound = next(iter(first["ctx"].values()))
+        message = f"{value!r} is out of range (must be {_RELATIONS[kind]} {bound})"
+    elif kind == "string_too_short":
+        message = "must not be empty"
+    elif kind == "too_short":
+        message = f"must list at least {first['ctx']['min_length']}"
+    elif kind == "too_long":
+        message = f"must list at most {first['ctx']['max_length']}"
+    elif kind == "string_pattern_mismatch":
+        message = f"{value!r} does not match {first['ctx']['pattern']}"
+    elif kind == "is_instance_of":
+        message = f"expected a value or an Output, got {value!r}"
+    elif kind in _TYPE_MESSAGES:
+        message = f"{_TYPE_MESSAGES[kind]}, got {value!r}"
+    elif kind == "value_error" and cause is not None:
+        message = str(cause)
+    else:
+        message = first["msg"]
+    return f"{where}: {message}"
+
+
+def _is_wrapper(part: Any) -> bool:
+    """Location parts pydantic adds for validators and union members, not keys."""
+    return isinstance(part, str) and (
+        part.startswith(("function-", "is-instance[")) or part in ("str", "list[str]")
+    )
+
+
+def _path(loc: list[Any], camel: bool) -> str:
+    """`("notebooks", 1, "instance_type")` -> `notebooks[1].instanceType` (camel)."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        name = str(part)
+        if re.fullmatch(r"[\w.-]+", name):
+            name = to_camel(name) if camel else _snake(name)
+        else:
+            name = repr(name)  # a hostile key (newline, spaces...) is quoted: still one line
+        text += f".{name}" if text else name
+    return text
+
+
+def _suggestion(loc: list[Any], schema_root: Any, camel: bool) -> str:
+    """Name the closest known key for a typo, which is what the user almost always meant."""
+    cls = schema_root
+    for part in loc[:-1]:
+        if isinstance(part, int) or cls is None:
+            continue
+        field = _fields(cls).get(_snake(str(part)))
+        cls = _settings_class(field.annotation) if field else None
+    if cls is None:
+        return ""
+    known = [to_camel(name) if camel else name for name in _fields(cls)]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _fields(cls: Any) -> dict[str, Any]:
+    return getattr(cls, "__pydantic_fields__", None) or getattr(cls, "model_fields", {})
+
+
+def _settings_class(annotation: Any) -> Any:
+    """The Args class inside `X`, `X | None` or `list[X]`, if any."""
+    if isinstance(annotation, type) and _fields(annotation):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _settings_class(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+__all__ = [
+    "CONFIG",
+    "ArgsError",
+    "SettingError",
+    "describe",
+    "parse",
+    "schema",
+    "settings_of",
+]
