@@ -132,9 +132,10 @@ def describe(error: ValidationError, root: str, *, camel: bool, schema_root: Any
     loc = [part for part in first["loc"] if not _is_wrapper(part)]
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, SettingError):
-        loc = [*loc, cause.key]
+        loc = [*loc, *_key_parts(cause.key)]
     path = _path(loc, camel)
-    where = f"{root}.{path}" if path and not path.startswith("[") else f"{root}{path}"
+    joined = not path or path.startswith("[") or root.endswith(":")
+    where = f"{root}{path}" if joined else f"{root}.{path}"
     kind = first["type"]
     value = first.get("input")
     if isinstance(cause, SettingError):
@@ -165,6 +166,14 @@ def describe(error: ValidationError, root: str, *, camel: bool, schema_root: Any
     else:
         message = first["msg"]
     return f"{where}: {message}"
+
+
+def _key_parts(key: str) -> list[str | int]:
+    """`instance_groups[0].name` -> `["instance_groups", 0, "name"]`."""
+    parts: list[str | int] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key):
+        parts.append(int(index) if index else name)
+    return parts
 
 
 def _is_wrapper(part: Any) -> bool:

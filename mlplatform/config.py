@@ -44,6 +44,8 @@ from mlplatform.components.catalog import (
     gpus_per_instance,
     instance_family,
 )
+from mlplatform.components.schema import SettingError as _KeyError
+from mlplatform.components.schema import describe
 from mlplatform.training.recipes import load_recipe, recipe_names
 
 PROJECT = "mlplatform"
@@ -1047,14 +1049,6 @@ class StackConfig(_Model):
         return tuple(sorted(arns))
 
 
-class _KeyError(ValueError):
-    """A combination error that belongs to a specific key rather than the whole config."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
 # Keys outside our namespace that the program reads; everything else outside it is ignored.
 _PROVIDER_KEYS = {"aws:region": "region"}
 
@@ -1104,104 +1098,9 @@ def _decode(value: Any) -> Any:
     return value
 
 
-_TYPE_MESSAGES = {
-    "int_parsing": "expected an integer",
-    "int_type": "expected an integer",
-    "int_from_float": "expected an integer",
-    "bool_parsing": "expected true or false",
-    "bool_type": "expected true or false",
-    "string_type": "expected a string",
-    "tuple_type": "expected a list",
-    "model_type": "expected a mapping",
-    "model_attributes_type": "expected a mapping",
-    "dict_type": "expected a mapping",
-}
-
-
 def _describe(error: ValidationError, data: Mapping[str, Any], stack_file: str) -> str:
     """One line for the first problem: `<file>: mlplatform:<key path>: <what is wrong>`."""
-    first = error.errors(include_url=False)[0]
-    loc = [part for part in first["loc"] if part != "function-after"]
-    cause = first.get("ctx", {}).get("error")
-    path = _path(loc)
-    if isinstance(cause, _KeyError):
-        # Raised by a model's own validator: its key is relative to where that model sits.
-        return f"{stack_file}: {_full_key(f'{path}.{cause.key}' if path else cause.key)}: {cause}"
-    kind = first["type"]
-    value = first.get("input")
-    if kind == "missing":
-        message = "is required"
-    elif kind == "extra_forbidden":
-        message = "is not a known key" + _suggestion(loc, data)
-    elif kind == "literal_error":
-        message = f"{value!r} is not one of {first['ctx']['expected']}"
-    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        bound = next(iter(first["ctx"].values()))
-        relation = {
-            "greater_than_equal": ">=",
-            "less_than_equal": "<=",
-            "greater_than": ">",
-            "less_than": "<",
-        }[kind]
-        message = f"{value!r} is out of range (must be {relation} {bound})"
-    elif kind == "string_too_short":
-        message = "must not be empty"
-    elif kind in _TYPE_MESSAGES:
-        message = f"{_TYPE_MESSAGES[kind]}, got {value!r}"
-    elif kind == "value_error" and cause is not None:
-        message = str(cause)
-    else:
-        message = first["msg"]
-    return f"{stack_file}: {_full_key(path)}: {message}"
-
-
-def _full_key(path: str) -> str:
-    return "aws:region" if path == "region" else f"{PROJECT}:{path}"
-
-
-def _path(loc: list[Any]) -> str:
-    """`("notebooks", 1, "instanceType")` -> `notebooks[1].instanceType`."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            # A hostile key (newline, spaces, ...) is quoted so the error stays one line.
-            name = str(part) if re.fullmatch(r"[\w.-]+", str(part)) else repr(str(part))
-            text += f".{name}" if text else name
-    return text
-
-
-def _suggestion(loc: list[Any], data: Mapping[str, Any]) -> str:
-    """Name the closest known key for a typo, which is what the user almost always meant."""
-    import difflib
-
-    model: type[BaseModel] = StackConfig
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(_snake(str(part)))
-        inner = _model_of(field.annotation) if field else None
-        if inner is None:
-            return ""
-        model = inner
-    known = [to_camel(name) for name in model.model_fields]
-    if model is StackConfig:
-        known = [k for k in known if k != "region"]
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    """The config model inside `X`, `X | None` or `tuple[X, ...]`, if any."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _snake(camel: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+    line = describe(error, f"{PROJECT}:", camel=True, schema_root=StackConfig)
+    if line.startswith(f"{PROJECT}:region:"):
+        line = "aws:region:" + line.removeprefix(f"{PROJECT}:region:")
+    return f"{stack_file}: {line}"
