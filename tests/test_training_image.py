@@ -92,7 +92,13 @@ def test_build_context_holds_what_the_dockerfile_copies_and_nothing_else() -> No
     for source in sources:
         assert (ROOT / source).exists(), source
         assert _in_context(source), f"{source} is excluded from the build context"
-    for private in (".venv", ".git", "tests/conftest.py", "Pulumi.production.yaml", "docker/runner-gpu"):
+    for private in (
+        ".venv",
+        ".git",
+        "tests/conftest.py",
+        "Pulumi.production.yaml",
+        "docker/runner-gpu",
+    ):
         assert not _in_context(private), f"{private} would be sent to the Docker daemon"
     assert not _in_context("training/__pycache__/x.pyc")
 
