@@ -159,9 +159,10 @@ def checkpoint_prefix(job: str) -> str:
 
 
 def efa_environment(instance_type: str, efa_devices: int) -> dict[str, str]:
-    """The NCCL/EFA environment of a node type, from the training core's own table
-    (`training.efa`), for a pod that holds `efa_devices` EFA interfaces. The trainer computes
-    the same at start-up and keeps what is already set, so the two cannot disagree."""
+    """The NCCL/EFA environment of a node type, computed by the training core (`training.efa`)
+    for a pod that holds `efa_devices` EFA interfaces. The interfaces a pod requests and the
+    environment both come from the one instance catalog, and the trainer computes the same at
+    start-up and keeps what is already set, so the two cannot disagree."""
     facts = NodeFacts(
         instance_type=instance_type.removeprefix("ml."),
         efa_devices=efa_devices,

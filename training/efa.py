@@ -3,8 +3,10 @@
 `configure()` runs before the process group is created (NCCL and libfabric read the environment
 at initialisation). It detects the node (instance type from the flag, SageMaker's variable or the
 Nitro DMI product name; EFA devices from `fi_info -p efa` and `/sys/class/infiniband`), computes
-the table with `efa_env()`, and sets only variables the user has not set: user values always win.
-On a node without CUDA it does nothing.
+the variables with `efa_env()`, and sets only variables the user has not set: user values always
+win. On a node without CUDA it does nothing. Which types have EFA and GPUDirect RDMA comes from
+the platform's one instance catalog (`mlplatform.components.catalog`), the same table the
+training manifests size a pod's `vpc.amazonaws.com/efa` request from.
 """
 
 from __future__ import annotations
@@ -17,27 +19,9 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from mlplatform.components.catalog import instance_type as catalog_entry
 
-# EFA-capable GPU instance types -> whether GPUDirect RDMA over EFA is available.
-EFA_INSTANCE_TYPES: dict[str, bool] = {
-    "p4d.24xlarge": True,
-    "p4de.24xlarge": True,
-    "p5.48xlarge": True,
-    "p5e.48xlarge": True,
-    "p5en.48xlarge": True,
-    "p6-b200.48xlarge": True,
-    "g5.8xlarge": False,
-    "g5.12xlarge": False,
-    "g5.16xlarge": False,
-    "g5.24xlarge": False,
-    "g5.48xlarge": False,
-    "g6.8xlarge": False,
-    "g6.12xlarge": False,
-    "g6.16xlarge": False,
-    "g6.24xlarge": False,
-    "g6.48xlarge": False,
-}
+log = logging.getLogger(__name__)
 
 DMI_PRODUCT_NAME = Path("/sys/devices/virtual/dmi/id/product_name")
 INFINIBAND = Path("/sys/class/infiniband")
@@ -77,8 +61,8 @@ def efa_env(node: NodeFacts, *, forks: bool = True) -> EnvPlan:
             "NCCL_SOCKET_IFNAME": "^lo,docker,veth",
         }
     )
-    rdma = EFA_INSTANCE_TYPES.get(node.instance_type)
-    if rdma is None:
+    entry = catalog_entry(node.instance_type)
+    if entry is None or not entry.efa:
         return plan
     if node.efa_devices == 0:
         plan.warnings.append(
@@ -89,7 +73,7 @@ def efa_env(node: NodeFacts, *, forks: bool = True) -> EnvPlan:
         )
         return plan
     plan.env["FI_PROVIDER"] = "efa"
-    if rdma:
+    if entry.gpudirect_rdma:
         plan.env["FI_EFA_USE_DEVICE_RDMA"] = "1"
     if forks:
         plan.env["FI_EFA_USE_HUGE_PAGE"] = "0"
