@@ -20,11 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from mlplatform.components.catalog import gpus_per_instance
 from mlplatform.components.training_manifests import checkpoint_prefix
-from mlplatform.training.recipes import read_recipe, recipe_file, recipe_names
+from mlplatform.training.recipes import RecipeError, find_recipe, read_recipe
 
 # Where SageMaker puts the tier-1 directory it syncs with `CheckpointConfig.S3Uri`.
 SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
@@ -162,19 +160,13 @@ def submit(job: SageMakerJob, client: Any) -> str:
 
 
 def load_recipe(recipe: str) -> tuple[str, dict[str, Any]]:
-    """A recipe by path (`my.yaml`) or by name (`llama3-8b`: training/configs/llama3-8b.yaml)."""
-    path = recipe_file(recipe)
-    if path is None:
-        known = recipe_names()
-        hint = f" (known: {', '.join(known)})" if known else ""
-        raise SubmitError(f"--recipe: {recipe!r} is neither a YAML file nor a recipe name{hint}")
+    """A recipe by path (`my.yaml`) or by name (`llama3-8b`: training/configs/llama3-8b.yaml),
+    read by the training core's one recipe loader; its errors become `--recipe: ...`."""
     try:
-        content = read_recipe(path)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise SubmitError(f"--recipe: {path}: not readable YAML ({error})") from None
-    except ValueError as error:  # not a mapping
+        path = find_recipe(recipe)
+        return path.stem, read_recipe(path)
+    except RecipeError as error:
         raise SubmitError(f"--recipe: {error}") from None
-    return path.stem, content
 
 
 def default_job_name(recipe_name: str, now: float | None = None) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from mlplatform.training.checkpointing.config import CheckpointConfig
 from mlplatform.training.checkpointing.tiers import LocalTier
-from mlplatform.training.config import ConfigError, TrainConfig, parse_args
+from mlplatform.training.config import TrainConfig, TrainConfigError, parse_args
 from mlplatform.training.train import run
 from tests.checkpoint_harness import ROOT, Bucket
 
@@ -67,7 +67,7 @@ def test_the_job_environment_supplies_the_s3_tier_when_a_directory_is_set() -> N
     ],
 )  # fmt: skip
 def test_invalid_checkpoint_flags_name_the_flag(argv: list[str], message: str) -> None:
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(TrainConfigError) as error:
         parse_args(argv)
     assert str(error.value).startswith(message)
 

@@ -210,6 +210,33 @@ def test_unknown_recipe_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     )
 
 
+# One recipe loader (training/recipes.py) for the trainer, the stack config and this command:
+# a recipe that cannot be read is one line naming the file, prefixed with the option.
+BROKEN_RECIPES = {
+    "binary.yaml": (b"\xff\xfe\x00model: tiny\n", "cannot read ('utf-8' codec can't decode"),
+    "list.yaml": (b"- model\n- tiny\n", "expected a mapping of settings, not list"),
+    "broken.yaml": (b"model: [tiny\n", "not valid YAML ("),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_RECIPES))
+def test_an_unreadable_recipe_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    content, problem = BROKEN_RECIPES[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    argv = ["train", "submit", "--engine", "sagemaker", "--recipe", str(path)]
+    assert main([*argv, "--instance-type", "ml.p5.48xlarge", "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --recipe: {path}: {problem}") and err.count("\n") == 1
+
+
+def test_a_recipe_name_is_found_among_the_training_recipes() -> None:
+    name, content = sm.load_recipe("tiny-cpu")
+    assert name == "tiny-cpu" and content["model"] == "tiny"
+
+
 def test_default_job_names_are_valid_and_dated() -> None:
     name = sm.default_job_name("llama3_8b recipe" * 5, now=0)
     assert name.endswith("-19700101-000000") and len(name) <= 63

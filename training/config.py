@@ -5,24 +5,27 @@ in kebab-case: `max_steps` -> `--max-steps`; SageMaker's `--max_steps` spelling 
 and a key of a recipe in `training/configs/*.yaml`. Precedence: defaults < recipe < flags.
 
 Errors name the flag and say what is wrong, e.g. `--checkpoint-interval: -5 must be >= 0`;
-`python -m training.train` prints them as `error: ...` and exits with code 2.
+`python -m training.train` prints them as `error: ...` and exits with code 2. The offline plan
+checks a job's recipe and overrides with `validate_recipe()` before anything runs.
+
+Importable without torch (`pip install mlplatform` has none): the model presets come from
+`training.presets`, the checkpoint settings from `training.checkpointing.config`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlplatform.training.checkpointing.config import CheckpointConfig, CheckpointConfigError
-
-CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+from mlplatform.training.presets import PRESETS
+from mlplatform.training.recipes import RecipeError, find_recipe, read_recipe
 
 SHARDINGS = ("full", "hybrid")
 MIXED_PRECISIONS = ("bf16", "fp32")
@@ -30,23 +33,39 @@ LR_SCHEDULES = ("cosine", "linear", "constant")
 DEVICES = ("auto", "cpu", "cuda")
 CHECKPOINT_MODES = ("async", "sync")
 CHECKPOINT_BACKENDS = ("dcp", "mtc")
-# CheckpointConfig field -> the flag that sets it (for error messages)
-_CHECKPOINT_FLAGS = {
-    "local_dir": "--checkpoint-dir",
-    "local_every": "--checkpoint-interval",
-    "local_keep": "--checkpoint-keep",
-    "s3_uri": "--checkpoint-s3-uri",
-    "s3_every": "--checkpoint-s3-interval",
-    "s3_keep": "--checkpoint-s3-keep",
-    "mode": "--checkpoint-mode",
-    "backend": "--checkpoint-backend",
-    "mtc_namespace": "--checkpoint-namespace",
+# CheckpointConfig field -> the TrainConfig field that sets it (for error messages)
+_CHECKPOINT_FIELDS = {
+    "local_dir": "checkpoint_dir",
+    "local_every": "checkpoint_interval",
+    "local_keep": "checkpoint_keep",
+    "s3_uri": "checkpoint_s3_uri",
+    "s3_every": "checkpoint_s3_interval",
+    "s3_keep": "checkpoint_s3_keep",
+    "mode": "checkpoint_mode",
+    "backend": "checkpoint_backend",
+    "mtc_namespace": "checkpoint_namespace",
 }
 _AC_PATTERN = re.compile(r"^(none|full|every-([1-9][0-9]*))$")
 
 
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message starts with the flag it concerns."""
+class TrainConfigError(ValueError):
+    """A training setting is invalid: one line that starts with what it concerns (a flag such as
+    `--max-steps`, a recipe file, or an override key) and says what is wrong.
+
+    `key` is the setting concerned (the TrainConfig field, or the override key as its caller
+    spelled it in `validate_recipe`), None when no single setting is; `problem` is the message
+    without that prefix.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, problem: str | None = None):
+        super().__init__(message)
+        self.key = key
+        self.problem = message if problem is None else problem
+
+
+def _invalid(field_name: str, problem: str) -> TrainConfigError:
+    """The error for one field: `--flag-name: problem`."""
+    return TrainConfigError(f"{flag_name(field_name)}: {problem}", key=field_name, problem=problem)
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -58,7 +77,7 @@ class TrainConfig:
     """All training settings. `help` metadata becomes the flag's help text."""
 
     # model and data
-    model: str = _f("tiny", "model preset (training.model.PRESETS): tiny, small, llama3-1b, ...")
+    model: str = _f("tiny", "model preset (training.presets.PRESETS): tiny, small, llama3-1b, ...")
     seq_len: int = _f(256, "tokens per training sequence", min=1)
     data: str = _f(
         "synthetic",
@@ -140,31 +159,28 @@ class TrainConfig:
         return 1 if match.group(1) == "full" else int(match.group(2))
 
     def validate(self) -> TrainConfig:
-        """Check every field alone (bounds, choices, formats); raises ConfigError."""
+        """Check every field alone (bounds, choices, formats); raises TrainConfigError."""
         for f in fields(self):
             value, meta = getattr(self, f.name), f.metadata
-            flag = flag_name(f.name)
             if "choices" in meta and value not in meta["choices"]:
-                raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(meta['choices'])}")
+                raise _invalid(f.name, f"{value!r} is not one of {', '.join(meta['choices'])}")
             if "min" in meta and value < meta["min"]:
-                raise ConfigError(f"{flag}: {value} must be >= {meta['min']}")
+                raise _invalid(f.name, f"{value} must be >= {meta['min']}")
             if "max" in meta and value > meta["max"]:
-                raise ConfigError(f"{flag}: {value} must be <= {meta['max']}")
+                raise _invalid(f.name, f"{value} must be <= {meta['max']}")
             if "gt" in meta and not value > meta["gt"]:
-                raise ConfigError(f"{flag}: {value} must be > {meta['gt']}")
+                raise _invalid(f.name, f"{value} must be > {meta['gt']}")
             if "lt" in meta and not value < meta["lt"]:
-                raise ConfigError(f"{flag}: {value} must be < {meta['lt']}")
+                raise _invalid(f.name, f"{value} must be < {meta['lt']}")
         if not _AC_PATTERN.match(self.activation_checkpointing):
-            raise ConfigError(
-                f"--activation-checkpointing: {self.activation_checkpointing!r} is not "
-                "none, full or every-K"
+            raise _invalid(
+                "activation_checkpointing",
+                f"{self.activation_checkpointing!r} is not none, full or every-K",
             )
         if self.token_dtype not in ("uint16", "uint32"):
-            raise ConfigError(f"--token-dtype: {self.token_dtype!r} is not uint16 or uint32")
-        from mlplatform.training.model import PRESETS
-
+            raise _invalid("token_dtype", f"{self.token_dtype!r} is not uint16 or uint32")
         if self.model not in PRESETS:
-            raise ConfigError(f"--model: {self.model!r} is not one of {', '.join(PRESETS)}")
+            raise _invalid("model", f"{self.model!r} is not one of {', '.join(PRESETS)}")
         self._check_paths()
         self.checkpoint_config({})
         return self
@@ -182,12 +198,10 @@ class TrainConfig:
             try:
                 wrong = Path(value).is_dir() != want_dir and Path(value).exists()
             except OSError as error:  # e.g. a name too long for the file system
-                raise ConfigError(
-                    f"{flag_name(name)}: {value!r} is not a usable path ({error.strerror})"
-                ) from None
+                raise _invalid(name, f"{value!r} is not a usable path ({error.strerror})") from None
             if wrong:
                 kind = ("a file, not a directory", "a directory, not a file")[not want_dir]
-                raise ConfigError(f"{flag_name(name)}: {value!r} is {kind}")
+                raise _invalid(name, f"{value!r} is {kind}")
 
     def checkpoint_config(self, environ: Mapping[str, str]) -> CheckpointConfig:
         """The checkpointing settings (training/checkpointing) these flags describe; errors
@@ -209,21 +223,22 @@ class TrainConfig:
             )
         except CheckpointConfigError as exc:
             name, _, problem = str(exc).partition(": ")
-            raise ConfigError(f"{_CHECKPOINT_FLAGS.get(name, name)}: {problem}") from None
+            raise _invalid(_CHECKPOINT_FIELDS.get(name, name), problem) from None
 
     def validate_world(self, world_size: int, local_world_size: int) -> None:
         """Checks that need the job's shape: batch divisibility and the hybrid mesh."""
         per_step = world_size * self.grad_accum_steps
         if self.batch_size % per_step:
-            raise ConfigError(
-                f"--batch-size: {self.batch_size} is not divisible by world size {world_size} "
-                f"x --grad-accum-steps {self.grad_accum_steps}"
+            raise _invalid(
+                "batch_size",
+                f"{self.batch_size} is not divisible by world size {world_size} "
+                f"x --grad-accum-steps {self.grad_accum_steps}",
             )
         if self.sharding == "hybrid":
             replicas = self.replicas(world_size, local_world_size)
             if world_size % replicas:
-                raise ConfigError(
-                    f"--replicate-degree: {replicas} does not divide world size {world_size}"
+                raise _invalid(
+                    "replicate_degree", f"{replicas} does not divide world size {world_size}"
                 )
 
     def replicas(self, world_size: int, local_world_size: int) -> int:
@@ -241,42 +256,60 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def recipe_path(name: str) -> Path:
-    """A recipe by name (`llama3-8b`) from training/configs, or a path to a YAML file."""
-    path = Path(name)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return CONFIGS_DIR / f"{name}.yaml"
+def recipe_settings(recipe: str) -> tuple[Path, dict[str, Any]]:
+    """A recipe (name in training/configs or YAML path) as TrainConfig field values, and its file.
 
-
-def load_recipe(name: str) -> dict[str, Any]:
-    path = recipe_path(name)
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml")))
-        raise ConfigError(f"--config: {name!r} is not a file or a recipe ({known})")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--config: {path}: cannot read ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config: {path}: not valid YAML ({_yaml_problem(exc)})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"--config: {path}: expected a mapping of settings")
+    Raises RecipeError (cannot be found or read) or TrainConfigError naming the file and the key
+    (`<file>: unknown key 'batch_sise'`, `<file>: max_steps: 'many' is not an integer`).
+    """
+    path = find_recipe(recipe)
     known_fields = {f.name: f for f in fields(TrainConfig)}
     values: dict[str, Any] = {}
-    for key, value in raw.items():
-        name_ = str(key).replace("-", "_")
-        if name_ not in known_fields:
-            raise ConfigError(f"--config: {path}: unknown key {key!r}")
-        values[name_] = _coerce(known_fields[name_], value, f"--config: {path}: {key}")
-    return values
+    for key, value in read_recipe(path).items():
+        name = str(key).replace("-", "_")
+        if name not in known_fields:
+            raise TrainConfigError(f"{path}: unknown key {key!r}", key=str(key))
+        values[name] = _coerce(known_fields[name], value, f"{path}: {key}")
+    return path, values
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """PyYAML's multi-line report as one line: the problem and where it is."""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    return f"{problem} at line {mark.line + 1}" if mark is not None else problem
+def validate_recipe(recipe: str, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """The TrainConfig a job would run with: recipe `recipe` (a name in training/configs or a YAML
+    path) with `overrides` (TrainConfig field names, `max_steps` or `max-steps`) on top, checked
+    as the trainer checks its flags at start-up (each field alone: the world-size checks need the
+    job's shape). Needs no torch: the offline plan calls it for every training job.
+
+    Raises TrainConfigError, one line. When an override is at fault the message starts with its
+    key as given and `error.key` is that key (`max_steps: 0 must be >= 1`); otherwise the message
+    names the recipe (or its file and key) and `error.key` is None.
+    """
+    try:
+        path, values = recipe_settings(recipe)
+    except (RecipeError, TrainConfigError) as error:
+        raise TrainConfigError(str(error)) from None
+    known_fields = {f.name: f for f in fields(TrainConfig)}
+    spelled: dict[str, str] = {}  # field name -> the override key as the caller wrote it
+    for key, value in (overrides or {}).items():
+        name, given = str(key).replace("-", "_"), str(key)
+        if name not in known_fields:
+            close = difflib.get_close_matches(name, known_fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problem = f"not a setting of the trainer{hint}"
+            raise TrainConfigError(f"{given}: {problem}", key=given, problem=problem)
+        try:
+            values[name] = _coerce(known_fields[name], value, given)
+        except TrainConfigError as error:
+            raise TrainConfigError(str(error), key=given, problem=error.problem) from None
+        spelled[name] = given
+    try:
+        return TrainConfig(**values).validate()
+    except TrainConfigError as error:
+        if error.key in spelled:
+            given = spelled[error.key]
+            raise TrainConfigError(
+                f"{given}: {error.problem}", key=given, problem=error.problem
+            ) from None
+        raise TrainConfigError(f"{path}: {error.key}: {error.problem}") from None
 
 
 def _coerce(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
@@ -286,9 +319,9 @@ def _coerce(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{where}: {value!r} is not true or false")
+        raise _coerce_error(where, f"{value!r} is not true or false")
     if kind is int and isinstance(value, bool):
-        raise ConfigError(f"{where}: {value!r} is not an integer")
+        raise _coerce_error(where, f"{value!r} is not an integer")
     try:
         if kind is int and isinstance(value, float):
             if value != int(value):
@@ -297,13 +330,17 @@ def _coerce(f: dataclasses.Field[Any], value: Any, where: str) -> Any:
         return kind(value)
     except (TypeError, ValueError):
         noun = {int: "an integer", float: "a number", str: "a string"}[kind]
-        raise ConfigError(f"{where}: {value!r} is not {noun}") from None
+        raise _coerce_error(where, f"{value!r} is not {noun}") from None
+
+
+def _coerce_error(where: str, problem: str) -> TrainConfigError:
+    return TrainConfigError(f"{where}: {problem}", problem=problem)
 
 
 class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own errors, same shape as ours
         # argparse quotes the user's words verbatim; a newline in them must not split the line
-        raise ConfigError(message.replace("\r", "\\r").replace("\n", "\\n"))
+        raise TrainConfigError(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -348,7 +385,10 @@ def parse_args(
     parsed = vars(build_parser().parse_args(argv))
     values: dict[str, Any] = dict(defaults or {})
     if "config" in parsed:
-        values.update(load_recipe(parsed.pop("config")))
+        try:
+            values.update(recipe_settings(parsed.pop("config"))[1])
+        except (RecipeError, TrainConfigError) as error:
+            raise TrainConfigError(f"--config: {error}") from None
     by_name = {f.name: f for f in fields(TrainConfig)}
     for name_, raw in parsed.items():
         values[name_] = _coerce(by_name[name_], raw, flag_name(name_))

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from mlplatform.training.config import ConfigError
+from mlplatform.training.config import TrainConfigError
 from mlplatform.training.tokenizer import Tokenizer
 
 TOKEN_SUFFIXES = {".bin": None, ".u16": np.uint16, ".u32": np.uint32}
@@ -95,7 +95,7 @@ class TokenShards:
         self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
         self.num_sequences = (self.total - 1) // seq_len
         if self.num_sequences < 1:
-            raise ConfigError(
+            raise TrainConfigError(
                 f"--data: {self.total} tokens in {len(paths)} shard(s) are fewer than "
                 f"--seq-len + 1 ({seq_len + 1})"
             )
@@ -144,7 +144,7 @@ class PackedDocuments:
             doc = next(self._docs, None)
             if doc is None:
                 if self.doc_position == 0:
-                    raise ConfigError(f"--data: rank {self.rank} has no documents to read")
+                    raise TrainConfigError(f"--data: rank {self.rank} has no documents to read")
                 self.epoch, self.doc_position, self._docs = self.epoch + 1, 0, None
                 continue
             self.doc_position += 1
@@ -197,7 +197,7 @@ class TextFiles:
 
     def _field(self, record: Any, path: Path, lineno: int) -> str:
         if not isinstance(record, dict) or not isinstance(record.get(self.field), str):
-            raise ConfigError(f"--data: {path}:{lineno}: no string field {self.field!r}")
+            raise TrainConfigError(f"--data: {path}:{lineno}: no string field {self.field!r}")
         return record[self.field]
 
 
@@ -208,7 +208,7 @@ class HFStreaming:
         try:
             import datasets
         except ImportError:
-            raise ConfigError(
+            raise TrainConfigError(
                 f"--data: {spec!r} needs the 'datasets' package (pip install datasets)"
             ) from None
         name, _, config = spec.removeprefix("hf:").partition(":")
@@ -245,7 +245,7 @@ def open_stream(
     if data == "synthetic":
         return IndexedStream(SyntheticSource(seq_len, vocab_size, seed), rank, world_size)
     if tokenizer.vocab_size > vocab_size:
-        raise ConfigError(
+        raise TrainConfigError(
             f"--tokenizer: vocabulary of {tokenizer.vocab_size} exceeds the model's {vocab_size}"
         )
     if data.startswith("hf:"):
@@ -254,14 +254,16 @@ def open_stream(
         )
     root = Path(data)
     if not root.exists():
-        raise ConfigError(f"--data: {data!r} is not 'synthetic', 'hf:<name>' or an existing path")
+        raise TrainConfigError(
+            f"--data: {data!r} is not 'synthetic', 'hf:<name>' or an existing path"
+        )
     shards = _files(root, tuple(TOKEN_SUFFIXES))
     if shards:
         return IndexedStream(TokenShards(shards, seq_len, token_dtype), rank, world_size)
     texts = _files(root, TEXT_SUFFIXES)
     if texts:
         return PackedDocuments(TextFiles(texts, data_field), tokenizer, seq_len, rank, world_size)
-    raise ConfigError(f"--data: no .bin/.u16/.u32/.txt/.jsonl files in {data}")
+    raise TrainConfigError(f"--data: no .bin/.u16/.u32/.txt/.jsonl files in {data}")
 
 
 class Batches:
@@ -280,7 +282,7 @@ class Batches:
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         windows = np.stack([self.stream.next() for _ in range(self.micro_batch)])
         if windows.max() >= self.vocab_size:
-            raise ConfigError(
+            raise TrainConfigError(
                 f"--data: token id {windows.max()} >= model vocabulary {self.vocab_size}"
             )
         tokens = torch.from_numpy(windows)
@@ -302,12 +304,12 @@ def write_token_shard(
     (documents joined by EOS, the layout TokenShards reads); returns the number of tokens."""
     limit = np.iinfo(np.dtype(dtype)).max
     if tokenizer.vocab_size - 1 > limit:
-        raise ConfigError(
+        raise TrainConfigError(
             f"--dtype: {dtype} cannot hold token ids up to {tokenizer.vocab_size - 1}"
         )
     files = _files(Path(source), TEXT_SUFFIXES)
     if not files:
-        raise ConfigError(f"--data: no .txt/.jsonl files in {source}")
+        raise TrainConfigError(f"--data: no .txt/.jsonl files in {source}")
     total = 0
     with open(out, "wb") as handle:
         for doc in TextFiles(files, data_field).iterate(epoch=0):
@@ -336,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             args.source, args.out, load_tokenizer(args.tokenizer),
             data_field=args.data_field, dtype=args.dtype,
         )  # fmt: skip
-    except ConfigError as exc:
+    except TrainConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.out}: {count} tokens ({args.dtype})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from mlplatform.training.config import ConfigError
+from mlplatform.training.config import TrainConfigError
 
 
 class Tokenizer(Protocol):
@@ -36,13 +36,13 @@ class HFTokenizer:
         try:
             from transformers import AutoTokenizer
         except ImportError:
-            raise ConfigError(
+            raise TrainConfigError(
                 f"--tokenizer: {name_or_path!r} needs the 'transformers' package "
                 "(pip install transformers), or use --tokenizer byte"
             ) from None
         self._tok = AutoTokenizer.from_pretrained(name_or_path)
         if self._tok.eos_token_id is None:
-            raise ConfigError(f"--tokenizer: {name_or_path!r} has no end-of-sequence token")
+            raise TrainConfigError(f"--tokenizer: {name_or_path!r} has no end-of-sequence token")
         self.vocab_size = len(self._tok)
         self.eos_id = int(self._tok.eos_token_id)
 

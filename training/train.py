@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from mlplatform.training import efa
 from mlplatform.training.checkpoint import Checkpointer, TrainState
 from mlplatform.training.checkpointing.signals import StopRequest
-from mlplatform.training.config import ConfigError, TrainConfig, parse_args
+from mlplatform.training.config import TrainConfig, TrainConfigError, parse_args
 from mlplatform.training.data import Batches, open_stream
 from mlplatform.training.metrics import Metrics, StepStats, peak_tflops, setup_logging
 from mlplatform.training.model import Transformer, count_params, flops_per_token, model_args
@@ -70,7 +70,7 @@ def init_distributed(cfg: TrainConfig) -> Runtime:
     """Join the job's process group (torchrun's env://), or make a world of one."""
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
-        raise ConfigError("--device: cuda requested but no CUDA device is available")
+        raise TrainConfigError("--device: cuda requested but no CUDA device is available")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if use_cuda:
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse_args(argv, defaults=sagemaker_defaults(os.environ))
         run(cfg)
-    except ConfigError as exc:
+    except TrainConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -18,12 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlplatform.training.config import (
-    CONFIGS_DIR,
-    ConfigError,
     TrainConfig,
+    TrainConfigError,
     build_parser,
     parse_args,
 )
+from mlplatform.training.recipes import RECIPES_DIR
 from tests.strategies import junk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ FLAGS = sorted(
     for option in action.option_strings
     if option not in ("-h", "--help")
 )
-RECIPE = yaml.safe_load((CONFIGS_DIR / "tiny-cpu.yaml").read_text())
+RECIPE = yaml.safe_load((RECIPES_DIR / "tiny-cpu.yaml").read_text())
 FIELDS = [f for f in TrainConfig.__dataclass_fields__]
 
 values = (
@@ -47,7 +47,7 @@ values = (
 def assert_config_or_one_line_error(argv: list[str]) -> None:
     try:
         cfg = parse_args(argv)
-    except ConfigError as error:
+    except TrainConfigError as error:
         message = str(error)
         assert message and "\n" not in message, repr(message)
         assert "Traceback" not in message
@@ -77,7 +77,7 @@ def test_mutated_recipes_name_the_file_and_key(key: str, value: Any) -> None:
         path.write_text(yaml.safe_dump(recipe))
         try:
             parse_args(["--config", str(path)])
-        except ConfigError as error:
+        except TrainConfigError as error:
             message = str(error)
             assert "\n" not in message, repr(message)
             assert message.startswith(("--config: ", "--")), message
@@ -105,10 +105,13 @@ def _tree(directory: Path) -> dict[str, bytes]:
         (lambda d: ["--checkpoint-dir", str(d / "a-file")], "is a file, not a directory"),
         (lambda d: ["--model-dir", str(d / "a-file")], "is a file, not a directory"),
         (lambda d: ["--metrics-file", str(d / "a-dir")], "is a directory, not a file"),
-        (lambda d: ["--config", str(d / "missing.yaml")], "is not a file or a recipe"),
+        (
+            lambda d: ["--config", str(d / "missing.yaml")],
+            "is neither a YAML file nor a recipe name",
+        ),
         (lambda d: ["--config", str(d / "binary.yaml")], "cannot read"),
         (lambda d: ["--config", str(d / "broken.yaml")], "not valid YAML"),
-        (lambda d: ["--config", str(d / "a-dir")], "is not a file or a recipe"),
+        (lambda d: ["--config", str(d / "a-dir")], "is neither a YAML file nor a recipe name"),
         (lambda d: ["--checkpoint-dir", str(d / ("x" * 300))], "is not a usable path"),
     ],
     ids=[

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from mlplatform.training.config import (
-    CONFIGS_DIR,
-    ConfigError,
     TrainConfig,
+    TrainConfigError,
     build_parser,
     parse_args,
+    validate_recipe,
 )
+from mlplatform.training.recipes import RECIPES_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,7 +57,7 @@ def test_bool_flag_alone_means_true():
     assert parse_args(["--compile", "false"]).compile is False
 
 
-@pytest.mark.parametrize("recipe", sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml")))
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
 def test_every_recipe_loads_and_validates(recipe):
     cfg = parse_args(["--config", recipe])
     assert cfg.model in recipe or recipe == "tiny-cpu"
@@ -64,7 +65,7 @@ def test_every_recipe_loads_and_validates(recipe):
 
 def test_recipes_for_every_llama_size_exist():
     assert {"tiny-cpu", "llama3-1b", "llama3-8b", "llama3-70b"} <= {
-        p.stem for p in CONFIGS_DIR.glob("*.yaml")
+        p.stem for p in RECIPES_DIR.glob("*.yaml")
     }
 
 
@@ -89,11 +90,14 @@ def test_recipes_for_every_llama_size_exist():
         ),
         (["--compile", "maybe"], "argument --compile: 'maybe' is not true or false"),
         (["--no-such-flag", "1"], "unrecognized arguments: --no-such-flag 1"),
-        (["--config", "nope"], "--config: 'nope' is not a file or a recipe"),
+        (
+            ["--config", "nope"],
+            "--config: 'nope' is neither a YAML file nor a recipe name (known: ",
+        ),
     ],
 )
 def test_invalid_values_name_the_flag(argv, message):
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(TrainConfigError) as err:
         parse_args(argv)
     assert str(err.value).startswith(message)
 
@@ -101,10 +105,10 @@ def test_invalid_values_name_the_flag(argv, message):
 def test_recipe_errors_name_the_file_and_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: tiny\nbatch_sise: 8\n")
-    with pytest.raises(ConfigError, match=r"^--config: .*bad.yaml: unknown key 'batch_sise'$"):
+    with pytest.raises(TrainConfigError, match=r"^--config: .*bad.yaml: unknown key 'batch_sise'$"):
         parse_args(["--config", str(bad)])
     bad.write_text("max_steps: many\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: max_steps: 'many' is not an integer$"):
+    with pytest.raises(TrainConfigError, match=r"bad.yaml: max_steps: 'many' is not an integer$"):
         parse_args(["--config", str(bad)])
 
 
@@ -139,7 +143,7 @@ def test_recipe_errors_name_the_file_and_key(tmp_path):
 )
 def test_world_shape_errors(overrides, world, local, message):
     cfg = TrainConfig(**overrides).validate()
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(TrainConfigError) as err:
         cfg.validate_world(world, local)
     assert str(err.value) == message
 
@@ -158,3 +162,69 @@ def test_cli_error_is_one_line_exit_2_without_traceback():
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr == "error: --checkpoint-interval: -5 must be >= 0\n"
+
+
+def test_config_is_importable_without_torch():
+    """The plan validates job recipes with TrainConfig; `pip install mlplatform` has no torch."""
+    check = (
+        "import sys; import mlplatform.training.config as c; "
+        "c.validate_recipe('llama3-8b', {'max_steps': 10}); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_recipe_that_is_not_a_mapping_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- model\n- tiny\n")
+    with pytest.raises(TrainConfigError) as err:
+        parse_args(["--config", str(path)])
+    assert str(err.value) == f"--config: {path}: expected a mapping of settings, not list"
+
+
+def test_validate_recipe_applies_overrides_on_the_recipe():
+    cfg = validate_recipe("llama3-8b", {"max_steps": 10, "checkpoint-interval": "5"})
+    assert (cfg.model, cfg.max_steps, cfg.checkpoint_interval) == ("llama3-8b", 10, 5)
+    assert validate_recipe("tiny-cpu") == parse_args(["--config", "tiny-cpu"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "message"),
+    [
+        ({"max_steps": 0}, "max_steps", "max_steps: 0 must be >= 1"),
+        ({"max-steps": "ten"}, "max-steps", "max-steps: 'ten' is not an integer"),
+        ({"sharding": "zero3"}, "sharding", "sharding: 'zero3' is not one of full, hybrid"),
+        (
+            {"checkpoint_s3_uri": "bucket/x"},
+            "checkpoint_s3_uri",
+            "checkpoint_s3_uri: 'bucket/x' is not s3://bucket[/prefix]",
+        ),
+        (
+            {"batch_sise": 8},
+            "batch_sise",
+            "batch_sise: not a setting of the trainer (did you mean 'batch_size'?)",
+        ),
+        ({"model": "llama3-405b"}, "model", "model: 'llama3-405b' is not one of tiny, small"),
+    ],
+)
+def test_validate_recipe_names_the_override_key(overrides, key, message):
+    with pytest.raises(TrainConfigError) as err:
+        validate_recipe("llama3-8b", overrides)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert err.value.key == key
+    assert str(err.value) == f"{key}: {err.value.problem}"
+
+
+def test_validate_recipe_names_the_recipe_when_the_recipe_is_at_fault(tmp_path):
+    with pytest.raises(TrainConfigError) as err:
+        validate_recipe("llama3-9b")
+    assert str(err.value).startswith("'llama3-9b' is neither a YAML file nor a recipe name")
+    assert err.value.key is None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("max_steps: 0\n")
+    with pytest.raises(TrainConfigError) as err:
+        validate_recipe(str(bad), {"seed": 1})
+    assert str(err.value) == f"{bad}: max_steps: 0 must be >= 1" and err.value.key is None

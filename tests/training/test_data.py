@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlplatform.training.config import ConfigError
+from mlplatform.training.config import TrainConfigError
 from mlplatform.training.data import Batches, open_stream
 from mlplatform.training.tokenizer import ByteTokenizer
 
@@ -126,7 +126,7 @@ def test_batches_split_inputs_and_targets():
 
 def test_token_beyond_the_vocabulary_is_an_error(tmp_path):
     path = token_file(tmp_path / "a.bin", [5, 600] * 10)
-    with pytest.raises(ConfigError, match="token id 600 >= model vocabulary 512"):
+    with pytest.raises(TrainConfigError, match="token id 600 >= model vocabulary 512"):
         Batches(stream(path), 1, 512, torch.device("cpu")).next()
 
 
@@ -149,7 +149,7 @@ def test_data_errors_name_the_flag(setup, message, tmp_path):
         data = tmp_path / "d.jsonl"
         data.write_text('{"body": "x"}\n')
     with pytest.raises(
-        ConfigError, match="^--data: .*" + message.replace(".", r"\.").replace("+", r"\+")
+        TrainConfigError, match="^--data: .*" + message.replace(".", r"\.").replace("+", r"\+")
     ):
         stream(data).next()
 
@@ -187,7 +187,7 @@ def test_hugging_face_streaming_without_datasets_says_what_to_install(monkeypatc
     import sys
 
     monkeypatch.setitem(sys.modules, "datasets", None)
-    with pytest.raises(ConfigError, match=r"^--data: 'hf:c4' needs the 'datasets' package"):
+    with pytest.raises(TrainConfigError, match=r"^--data: 'hf:c4' needs the 'datasets' package"):
         stream("hf:c4")
 
 
@@ -211,7 +211,7 @@ def test_hugging_face_tokenizer_by_name(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(AutoTokenizer=auto))
     tok = load_tokenizer("meta-llama/Llama-3.2-1B")
     assert (tok.vocab_size, tok.eos_id, tok.encode("ab")) == (1000, 2, [97, 98])
-    with pytest.raises(ConfigError, match="vocabulary of 1000 exceeds the model's 512"):
+    with pytest.raises(TrainConfigError, match="vocabulary of 1000 exceeds the model's 512"):
         open_stream(
             "synthetic-not", seq_len=4, vocab_size=512, seed=0, rank=0, world_size=1, tokenizer=tok
         )
@@ -223,7 +223,7 @@ def test_hugging_face_tokenizer_without_transformers(monkeypatch):
     from mlplatform.training.tokenizer import load_tokenizer
 
     monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(ConfigError, match="needs the 'transformers' package"):
+    with pytest.raises(TrainConfigError, match="needs the 'transformers' package"):
         load_tokenizer("gpt2")
 
 
