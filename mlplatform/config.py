@@ -46,6 +46,7 @@ from mlplatform.components.catalog import (
 )
 from mlplatform.components.schema import SettingError as _KeyError
 from mlplatform.components.schema import describe
+from mlplatform.mocks import SECRET_MASK
 from mlplatform.training.recipes import load_recipe, recipe_names
 
 PROJECT = "mlplatform"
@@ -69,10 +70,6 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
-
-
-# What an undecryptable `secure:` value stands for outside the Pulumi engine.
-SECURE_PLACEHOLDER = "[secret]"
 
 
 class ConfigError(pulumi.RunError):
@@ -1089,7 +1086,7 @@ def _decode(value: Any) -> Any:
     """The engine passes structured config as JSON strings; YAML gives native values."""
     if isinstance(value, Mapping) and set(value) == {"secure"}:
         # A stack file read directly: only the Pulumi CLI can decrypt this value.
-        return SECURE_PLACEHOLDER
+        return SECRET_MASK
     if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
             return json.loads(value)

@@ -23,9 +23,7 @@ import yaml
 from pulumi.runtime import settings
 from pulumi.runtime.sync_await import _sync_await
 
-from mlplatform.mocks import PlatformMocks, RecordingMonitor, Registration
-
-SECRET_PLACEHOLDER = "[secret]"
+from mlplatform.mocks import SECRET_MASK, PlatformMocks, RecordingMonitor, Registration
 
 
 class ProjectError(Exception):
@@ -171,7 +169,7 @@ class Project:
         for key, value in {**self.declared_defaults, **raw}.items():
             full_key = key if ":" in key else f"{self.name}:{key}"
             if isinstance(value, dict) and set(value) == {"secure"}:
-                values[full_key] = SECRET_PLACEHOLDER
+                values[full_key] = SECRET_MASK
                 secrets.append(full_key)
             elif isinstance(value, str):
                 values[full_key] = value

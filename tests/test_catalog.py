@@ -139,3 +139,27 @@ def test_the_training_image_imports_the_catalog_without_heavy_packages(module: s
         [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# --- one name per concept (issue 13) -------------------------------------------------------------
+SOURCES = [
+    path
+    for folder in ("mlplatform", "components", "training")
+    for path in sorted((ROOT / folder).rglob("*.py"))
+    if not path.is_symlink() and not any(p.is_symlink() for p in path.relative_to(ROOT).parents)
+]
+
+
+def test_the_secret_placeholder_is_defined_once() -> None:
+    defining = [p.relative_to(ROOT).as_posix() for p in SOURCES if '"[secret]"' in p.read_text()]
+    assert defining == ["mlplatform/mocks.py"]
+
+
+@pytest.mark.parametrize("name", ["ConfigError", "Checkpointer"])
+def test_no_two_classes_share_the_name(name: str) -> None:
+    defining = [
+        p.relative_to(ROOT).as_posix()
+        for p in SOURCES
+        if any(line.startswith(f"class {name}(") for line in p.read_text().splitlines())
+    ]
+    assert len(defining) == 1, defining

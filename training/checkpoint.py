@@ -1,10 +1,12 @@
 """The checkpoint seam: what the training loop calls. Behind it: training/checkpointing (tiers,
-async saves, commit markers, verified resume, MTC).
+async saves, commit markers, verified resume, MTC), whose backends (`Checkpointer` for DCP,
+`MtcCheckpointer`) save a `Trainable`; this adapter saves the loop's whole `TrainState` through
+them, and schedules the last save at `max_steps`.
 
 Interface (stable):
 
     state = TrainState(step=0, model=..., optimizer=..., scheduler=..., data=...)
-    checkpointer = Checkpointer(cfg.checkpoint_config(os.environ), max_steps, run_config)
+    checkpointer = TrainStateCheckpointer(cfg.checkpoint_config(environ), max_steps, run_config)
     checkpointer.restore(state) -> TrainState | None   # newest complete checkpoint loaded into
                                                       # state in place; None when there is none
     checkpointer.save_if_due(step, state) -> bool     # after optimizer step `step` (1-based)
@@ -52,8 +54,9 @@ class TrainState:
     data: Stateful  # this rank's data position
 
 
-class Checkpointer:
-    """The loop's checkpointer; disabled when the config names no tier."""
+class TrainStateCheckpointer:
+    """The loop's checkpointer: a TrainState in, a backend checkpointer (built on first use)
+    underneath; disabled when the config names no tier."""
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from mlplatform.training import efa
-from mlplatform.training.checkpoint import Checkpointer, TrainState
+from mlplatform.training.checkpoint import TrainState, TrainStateCheckpointer
 from mlplatform.training.checkpointing.signals import StopRequest
 from mlplatform.training.config import TrainConfig, TrainConfigError, parse_args
 from mlplatform.training.data import Batches, open_stream
@@ -132,7 +132,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> list[dict[str, Any]]:
     micro_batch = cfg.micro_batch(rt.world_size)
     batches = Batches(stream, micro_batch, args.vocab_size, rt.device)
     state = TrainState(step=0, model=model, optimizer=optimizer, scheduler=scheduler, data=batches)
-    checkpointer = Checkpointer(
+    checkpointer = TrainStateCheckpointer(
         cfg.checkpoint_config(os.environ),
         cfg.max_steps,
         cfg.to_dict(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlplatform.training.checkpoint import Checkpointer
+from mlplatform.training.checkpoint import TrainStateCheckpointer
 from mlplatform.training.checkpointing import CheckpointConfig
 from mlplatform.training.checkpointing.commit import COMMIT_FILE
 from mlplatform.training.checkpointing.tiers import LocalTier
@@ -18,18 +18,18 @@ from mlplatform.training.config import parse_args
 def test_saves_every_interval_and_at_the_end(interval, due):
     cfg = parse_args(["--checkpoint-dir", "/ckpt", "--checkpoint-interval", str(interval),
                       "--max-steps", "10"])  # fmt: skip
-    checkpointer = Checkpointer(cfg.checkpoint_config({}), max_steps=10)
+    checkpointer = TrainStateCheckpointer(cfg.checkpoint_config({}), max_steps=10)
     assert [s for s in range(1, 11) if checkpointer.due(s)] == due
 
 
 def test_s3_steps_are_saved_too():
     config = CheckpointConfig(local_dir="/ckpt", local_every=4, s3_uri="s3://bucket/p", s3_every=6)
-    checkpointer = Checkpointer(config, max_steps=13)
+    checkpointer = TrainStateCheckpointer(config, max_steps=13)
     assert [s for s in range(1, 14) if checkpointer.due(s)] == [4, 6, 8, 12, 13]
 
 
 def test_no_directory_disables_checkpointing():
-    checkpointer = Checkpointer(CheckpointConfig(), max_steps=10)
+    checkpointer = TrainStateCheckpointer(CheckpointConfig(), max_steps=10)
     assert not any(checkpointer.due(s) for s in range(1, 11))
     assert checkpointer.restore(state=None) is None  # type: ignore[arg-type]
 
