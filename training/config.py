@@ -290,7 +290,8 @@ def validate_recipe(recipe: str, overrides: Mapping[str, Any] | None = None) -> 
     known_fields = {f.name: f for f in fields(TrainConfig)}
     spelled: dict[str, str] = {}  # field name -> the override key as the caller wrote it
     for key, value in (overrides or {}).items():
-        name, given = str(key).replace("-", "_"), str(key)
+        given = str(key) if str(key).isprintable() else repr(key)  # the message stays one line
+        name = str(key).replace("-", "_")
         if name not in known_fields:
             close = difflib.get_close_matches(name, known_fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -309,7 +310,8 @@ def validate_recipe(recipe: str, overrides: Mapping[str, Any] | None = None) -> 
             raise TrainConfigError(
                 f"{given}: {error.problem}", key=given, problem=error.problem
             ) from None
-        raise TrainConfigError(f"{path}: {error.key}: {error.problem}") from None
+        where = f"{path}: {error.key}" if error.key else str(path)
+        raise TrainConfigError(f"{where}: {error.problem}") from None
 
 
 def _coerce(f: dataclasses.Field[Any], value: Any, where: str) -> Any:

@@ -228,3 +228,10 @@ def test_validate_recipe_names_the_recipe_when_the_recipe_is_at_fault(tmp_path):
     with pytest.raises(TrainConfigError) as err:
         validate_recipe(str(bad), {"seed": 1})
     assert str(err.value) == f"{bad}: max_steps: 0 must be >= 1" and err.value.key is None
+
+
+def test_validate_recipe_keeps_a_strange_override_key_on_one_line():
+    with pytest.raises(TrainConfigError) as err:
+        validate_recipe("tiny-cpu", {"max\nsteps": 1})
+    assert str(err.value).startswith("'max\\nsteps': not a setting of the trainer")
+    assert "\n" not in str(err.value)
