@@ -17,7 +17,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-from pydantic import field_validator, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from mlplatform.components.bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
 from mlplatform.components.catalog import (
@@ -82,7 +82,7 @@ class SharedInfraSettings(BucketLifecycle, NetworkArgs):
 
     @field_validator("existing_private_subnet_ids", "existing_private_route_table_ids")
     @classmethod
-    def _ids(cls, ids: Sequence[Any], info: Any) -> Sequence[Any]:
+    def _ids(cls, ids: Sequence[Any], info: ValidationInfo) -> Sequence[Any]:
         pattern, kind = _IDS[info.field_name]
         for value in ids:
             if isinstance(value, str) and not pattern.match(value):

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlplatform.components.notebook import (
     NotebookInstance,
@@ -19,6 +21,7 @@ from mlplatform.components.notebook import (
 from mlplatform.components.schema import ArgsError
 from mlplatform.program import ProgramRun, run_program
 from tests.conftest import build, policy_statements
+from tests.strategies import junk
 
 NOTEBOOK = "aws:sagemaker/notebookInstance:NotebookInstance"
 LIFECYCLE = (
@@ -275,6 +278,20 @@ def test_stack_settings_are_the_args_settings() -> None:
         60,
     )
     assert not settings.root_access and settings.platform_identifier == "notebook-al2-v3"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.sampled_from(sorted(NotebookInstanceArgs.__pydantic_fields__)),  # type: ignore[attr-defined]
+    value=junk,
+)
+def test_any_junk_value_from_python_is_one_line_or_accepted(key: str, value: Any) -> None:
+    try:
+        NotebookInstanceArgs(**{**ALICE, "role_arn": ROLE, key: value})
+    except ArgsError as error:
+        message = str(error)
+        assert "\n" not in message
+        assert message.startswith("NotebookInstanceArgs.")
 
 
 def run_notebook(args: Any) -> ProgramRun:
