@@ -17,7 +17,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-from pydantic import ValidationInfo, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from mlplatform.components.bucket import BucketLifecycle, SecureBucket, SecureBucketArgs
 from mlplatform.components.catalog import (
@@ -35,10 +35,19 @@ from mlplatform.components.security_groups import rule, security_group
 MODELS_BUCKET_PREFIXES = ("data/", "code/", "model/", "repackage/")
 
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-_IDS = {
-    "existing_private_subnet_ids": (re.compile(r"^subnet-[0-9a-f]{8,17}$"), "subnet"),
-    "existing_private_route_table_ids": (re.compile(r"^rtb-[0-9a-f]{8,17}$"), "route table"),
-}
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
+
+
+def _check_ids(ids: Sequence[Any], pattern: re.Pattern[str], kind: str) -> Sequence[Any]:
+    """IDs given as strings match `pattern`, once each; Outputs are checked by AWS."""
+    known = [value for value in ids if isinstance(value, str)]
+    for value in known:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not a {kind} ID")
+    if len(set(known)) != len(known):
+        raise ValueError(f"lists a {kind} twice")
+    return ids
 
 
 @schema
@@ -80,17 +89,15 @@ class SharedInfraSettings(BucketLifecycle, NetworkArgs):
             raise ValueError(f"{vpc_id!r} is not a VPC ID")
         return vpc_id
 
-    @field_validator("existing_private_subnet_ids", "existing_private_route_table_ids")
+    @field_validator("existing_private_subnet_ids")
     @classmethod
-    def _ids(cls, ids: Sequence[Any], info: ValidationInfo) -> Sequence[Any]:
-        pattern, kind = _IDS[info.field_name]
-        for value in ids:
-            if isinstance(value, str) and not pattern.match(value):
-                raise ValueError(f"{value!r} is not a {kind} ID")
-        known = [value for value in ids if isinstance(value, str)]
-        if len(set(known)) != len(known):
-            raise ValueError(f"lists a {kind} twice")
-        return ids
+    def _subnet_ids(cls, ids: Sequence[Any]) -> Sequence[Any]:
+        return _check_ids(ids, _SUBNET_ID, "subnet")
+
+    @field_validator("existing_private_route_table_ids")
+    @classmethod
+    def _route_table_ids(cls, ids: Sequence[Any]) -> Sequence[Any]:
+        return _check_ids(ids, _ROUTE_TABLE_ID, "route table")
 
     @field_validator("vpc_endpoints")
     @classmethod
