@@ -15,7 +15,17 @@ from mlplatform.components.schema import SettingError, parse, schema
 
 
 @schema
-class SecureBucketArgs:
+class BucketLifecycle:
+    """How long a bucket keeps what it no longer needs (shared by every bucket of a stack)."""
+
+    noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
+    """Days before noncurrent object versions expire."""
+    abort_multipart_days: int = Field(default=7, ge=1, le=365)
+    """Days before incomplete multipart uploads are aborted."""
+
+
+@schema
+class SecureBucketArgs(BucketLifecycle):
     """A private, encrypted, versioned, TLS-only bucket."""
 
     kms_key_arn: pulumi.Input[str]
@@ -24,10 +34,6 @@ class SecureBucketArgs:
     """Keep the bucket and its settings through `pulumi destroy`, and refuse deletes."""
     force_destroy: bool = False
     """Let a non-protected bucket be deleted with objects in it (staging)."""
-    noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
-    """Days before noncurrent object versions expire."""
-    abort_multipart_days: int = Field(default=7, ge=1, le=365)
-    """Days before incomplete multipart uploads are aborted."""
     prefixes: Sequence[str] = ()
     """Top-level prefixes to create as empty folder objects."""
 

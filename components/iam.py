@@ -8,6 +8,7 @@ resources.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,6 +16,9 @@ import pulumi
 import pulumi_aws as aws
 
 Statement = dict[str, Any]
+
+# A Secrets Manager secret (git credentials of notebooks, readable by their roles).
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
 
 
 def statement(
@@ -95,7 +99,7 @@ ArnBuilder = Callable[[str, str], pulumi.Output[str]]
 
 
 def arn_builder(
-    partition: pulumi.Input[str], region: str, account_id: pulumi.Input[str]
+    partition: pulumi.Input[str], region: pulumi.Input[str], account_id: pulumi.Input[str]
 ) -> ArnBuilder:
     """`arn(service, resource)` -> `arn:<partition>:<service>:<region>:<account>:<resource>`."""
     scope = pulumi.Output.format("arn:{0}:{{service}}:{1}:{2}", partition, region, account_id)
@@ -137,7 +141,7 @@ def describe_network_statement() -> Statement:
 def notebook_execution_statements(
     *,
     partition: pulumi.Input[str],
-    region: str,
+    region: pulumi.Input[str],
     account_id: pulumi.Input[str],
     role_arn: pulumi.Input[str],
     bucket_arns: Sequence[pulumi.Input[str]],
@@ -277,7 +281,7 @@ def notebook_role(
     *,
     description: str,
     partition: pulumi.Input[str],
-    region: str,
+    region: pulumi.Input[str],
     account_id: pulumi.Input[str],
     bucket_arns: Sequence[pulumi.Input[str]],
     kms_key_arn: pulumi.Input[str],

@@ -1,37 +1,47 @@
 """A VPC for ML workloads: private subnets for compute, public subnets only to hold NAT gateways."""
 
-from __future__ import annotations
-
+import enum
 import ipaddress
-from dataclasses import dataclass
-from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field, field_validator
 
-NatMode = Literal["none", "single", "perAz"]
+from mlplatform.components.schema import parse, schema
 
 
-@dataclass(frozen=True)
+class NatGateways(enum.StrEnum):
+    """How private subnets reach the internet."""
+
+    NONE = "none"
+    """No NAT: the VPC is fully private (VPC endpoints only)."""
+    SINGLE = "single"
+    """One NAT gateway for every AZ: cheap (staging)."""
+    PER_AZ = "perAz"
+    """A NAT gateway per AZ: survives an AZ outage (production)."""
+
+
+@schema
 class NetworkArgs:
-    """How big and how available the network is.
+    """How big and how available the VPC the platform creates is."""
 
-    `nat_gateways`: `single` is cheap (one NAT for all AZs, staging), `perAz` survives an AZ
-    outage (production), `none` keeps the VPC fully private (VPC endpoints only).
-    """
+    vpc_cidr: str = "10.0.0.0/16"
+    """CIDR of the VPC (/16 to /22): 16 equal blocks, private subnets first, public from the 9th."""
+    availability_zones: int = Field(default=2, ge=1, le=6)
+    """Number of AZs to spread private (and NAT) subnets over."""
+    nat_gateways: NatGateways = NatGateways.SINGLE
+    """none (fully private), single (one NAT, cheap) or perAz (one per AZ, highly available)."""
 
-    cidr: str = "10.0.0.0/16"
-    availability_zones: int = 2
-    nat_gateways: NatMode = "single"
-
-
-@dataclass(frozen=True)
-class ExistingNetwork:
-    """A VPC created elsewhere (another stack or team) that the platform adopts by ID."""
-
-    vpc_id: pulumi.Input[str]
-    private_subnet_ids: list[pulumi.Input[str]]
-    private_route_table_ids: list[pulumi.Input[str]]
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, cidr: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(cidr)
+        except ValueError:
+            raise ValueError(f"{cidr!r} is not an IPv4 CIDR block") from None
+        if not 16 <= network.prefixlen <= 22:
+            raise ValueError(f"{cidr!r} must be between /16 and /22 to hold the subnets")
+        return cidr
 
 
 def subnet_cidrs(cidr: str, count: int) -> tuple[list[str], list[str]]:
@@ -44,25 +54,31 @@ class Network(pulumi.ComponentResource):
     """VPC, subnets across AZs, routing and NAT per `NetworkArgs`."""
 
     vpc_id: pulumi.Output[str]
+    """The VPC's ID."""
     vpc_cidr: pulumi.Output[str]
+    """The VPC's CIDR block."""
     private_subnet_ids: list[pulumi.Output[str]]
+    """One private subnet per AZ, in AZ order."""
     public_subnet_ids: list[pulumi.Output[str]]
+    """The public subnets holding the NAT gateways (none without NAT)."""
     private_route_table_ids: list[pulumi.Output[str]]
+    """The private subnets' route tables, in the same order."""
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        args = parse(NetworkArgs, args)  # a mapping when another language calls
         super().__init__("mlplatform:index:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         count = args.availability_zones
-        private_cidrs, public_cidrs = subnet_cidrs(args.cidr, count)
+        private_cidrs, public_cidrs = subnet_cidrs(args.vpc_cidr, count)
         zones = aws.get_availability_zones_output(
             state="available", opts=pulumi.InvokeOutputOptions(parent=self)
         ).names
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
-            cidr_block=args.cidr,
+            cidr_block=args.vpc_cidr,
             enable_dns_hostnames=True,  # required for private DNS of interface endpoints
             enable_dns_support=True,
             tags={"Name": name},
@@ -90,7 +106,7 @@ class Network(pulumi.ComponentResource):
         ]
         public: list[aws.ec2.Subnet] = []
         nats: list[aws.ec2.NatGateway] = []
-        if args.nat_gateways != "none":
+        if args.nat_gateways != NatGateways.NONE:
             igw = aws.ec2.InternetGateway(
                 f"{name}-igw", vpc_id=vpc.id, tags={"Name": name}, opts=child
             )
@@ -121,7 +137,7 @@ class Network(pulumi.ComponentResource):
                     opts=child,
                 )
                 public.append(subnet)
-            nat_count = count if args.nat_gateways == "perAz" else 1
+            nat_count = count if args.nat_gateways == NatGateways.PER_AZ else 1
             for i in range(nat_count):
                 eip = aws.ec2.Eip(
                     f"{name}-nat-{i}", domain="vpc", tags={"Name": f"{name}-nat-{i}"}, opts=child

@@ -157,6 +157,8 @@ def describe(error: ValidationError, root: str, *, camel: bool, schema_root: Any
         message = f"must list at most {first['ctx']['max_length']}"
     elif kind == "string_pattern_mismatch":
         message = f"{value!r} does not match {first['ctx']['pattern']}"
+    elif kind == "is_instance_of" and first["ctx"].get("class") == "Sequence":
+        message = f"expected a list, got {value!r}"  # Sequence[X] given a mapping or a scalar
     elif kind == "is_instance_of":
         message = f"expected a value or an Output, got {value!r}"
     elif kind in _TYPE_MESSAGES:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import pulumi
@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -32,29 +33,24 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from mlplatform.components.catalog import (
-    DEFAULT_INTERFACE_ENDPOINTS,
     EC2_INSTANCE_HOURLY_USD,
     EKS_KUBERNETES_VERSIONS,
     FSX_LUSTRE_GB_MONTH_USD,
     HYPERPOD_INSTANCE_HOURLY_USD,
-    INTERFACE_ENDPOINTS,
-    NOTEBOOK_INSTANCE_HOURLY_USD,
-    NOTEBOOK_PLATFORMS,
     efa_interfaces,
     gpus_per_instance,
     instance_family,
 )
+from mlplatform.components.notebook import NotebookSettings
 from mlplatform.components.schema import SettingError as _KeyError
-from mlplatform.components.schema import describe
+from mlplatform.components.schema import describe, schema
+from mlplatform.components.shared_infra import SharedInfraSettings
 from mlplatform.mocks import SECRET_MASK
 from mlplatform.training.recipes import load_recipe, recipe_names
 
 PROJECT = "mlplatform"
 
 
-_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-_NOTEBOOK_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,39}$")
-_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
 # HyperPod cluster, instance group and Slurm partition names (CreateCluster's pattern).
 _HYPERPOD_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _EKS_CLUSTER_ARN = re.compile(
@@ -85,73 +81,6 @@ class _Model(BaseModel):
 
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-
-
-class GitRepository(_Model):
-    """A repository cloned into the notebook; private ones authenticate through Secrets Manager."""
-
-    url: NonEmpty
-    branch: NonEmpty = "main"
-    secret_arn: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _https_only(cls, url: str) -> str:
-        if not url.startswith("https://"):
-            raise ValueError(f"{url!r} is not an https:// git URL")
-        return url
-
-    @field_validator("secret_arn")
-    @classmethod
-    def _secret_arn(cls, arn: str | None) -> str | None:
-        if arn is not None and not _SECRET_ARN.match(arn):
-            raise ValueError(f"{arn!r} is not a Secrets Manager secret ARN")
-        return arn
-
-
-class NotebookConfig(_Model):
-    """One SageMaker notebook instance on the shared infrastructure."""
-
-    name: str
-    owner: NonEmpty
-    instance_type: str = "ml.t3.medium"
-    volume_size_gb: int = Field(default=20, ge=5, le=16384)
-    platform_identifier: str = "notebook-al2-v3"
-    root_access: bool = False
-    idle_stop_minutes: int = Field(default=60, ge=0, le=1440)
-    subnet_index: int = Field(default=0, ge=0)
-    git_repository: GitRepository | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        if not _NOTEBOOK_NAME.match(name):
-            raise ValueError(
-                f"{name!r} is not a notebook name (letters, digits and hyphens, at most 40)"
-            )
-        return name
-
-    @field_validator("instance_type")
-    @classmethod
-    def _instance_type(cls, instance_type: str) -> str:
-        if instance_type not in NOTEBOOK_INSTANCE_HOURLY_USD:
-            raise ValueError(f"{instance_type!r} is not a SageMaker notebook instance type")
-        return instance_type
-
-    @field_validator("platform_identifier")
-    @classmethod
-    def _platform(cls, platform: str) -> str:
-        if platform not in NOTEBOOK_PLATFORMS:
-            known = ", ".join(sorted(NOTEBOOK_PLATFORMS))
-            raise ValueError(f"{platform!r} is not a notebook platform (one of {known})")
-        return platform
-
-    @field_validator("idle_stop_minutes")
-    @classmethod
-    def _idle(cls, minutes: int) -> int:
-        if 0 < minutes < 5:
-            raise ValueError(f"{minutes} is too short: 0 disables auto-stop, otherwise at least 5")
-        return minutes
 
 
 class KubernetesTaint(_Model):
@@ -778,105 +707,43 @@ class TrainingJobConfig(_Model):
         return {**load_recipe(self.recipe), **self.overrides}
 
 
-class StackConfig(_Model):
-    """Every setting of one stack. Field names are the config keys (camelCase in the file)."""
+@schema
+class StackConfig(SharedInfraSettings):
+    """Every setting of one stack. Field names are the config keys (camelCase in the file).
 
-    region: str
-    owner: NonEmpty
-    cost_center: NonEmpty
-    # Network: create a VPC ...
-    vpc_cidr: str = "10.0.0.0/16"
-    availability_zones: int = Field(default=2, ge=1, le=6)
-    nat_gateways: Literal["none", "single", "perAz"] = "single"
-    # ... or adopt an existing one.
-    existing_vpc_id: str | None = None
-    existing_private_subnet_ids: tuple[str, ...] = ()
-    existing_private_route_table_ids: tuple[str, ...] = ()
-    vpc_endpoints: tuple[str, ...] = DEFAULT_INTERFACE_ENDPOINTS
-    # Data.
-    protect_data: bool = False
-    force_destroy_buckets: bool = False
-    noncurrent_version_days: int = Field(default=30, ge=1, le=3650)
-    abort_multipart_days: int = Field(default=7, ge=1, le=365)
+    The flat keys of the shared layer (region, network, endpoints, data) are SharedInfra's own
+    settings, inherited; the notebooks are NotebookInstance's. This class adds the stack's
+    identity, its sections, and the checks that span sections.
+    """
+
+    owner: str = Field(min_length=1)
+    """Team that owns the stack (tag `owner` on every resource)."""
+    cost_center: str = Field(min_length=1)
+    """Cost center billed for the stack (tag `cost-center` on every resource)."""
     per_user_s3_prefixes: bool = False
-    # Notebooks.
-    notebooks: tuple[NotebookConfig, ...] = ()
-    # SageMaker HyperPod clusters.
+    """Give each notebook its own role that writes only under users/<notebook>/."""
+    notebooks: Sequence[NotebookSettings] = ()
+    """SageMaker notebook instances on the shared network."""
     hyperpod_clusters: tuple[HyperPodClusterConfig, ...] = ()
-    # GPU Kubernetes (GpuEksCluster); none when absent.
+    """SageMaker HyperPod clusters."""
     eks: EksConfig | None = None
-    # Training jobs deployed onto the stack's EKS cluster.
+    """GPU Kubernetes (GpuEksCluster); none when absent."""
     training_jobs: tuple[TrainingJobConfig, ...] = ()
-    # GitHub Actions runners on that cluster (ArcRunners); none when absent.
+    """Training jobs deployed onto the stack's EKS cluster."""
     arc: ArcConfig | None = None
-    # Secrets (`pulumi config set --secret`): the GitHub App's private key, or a token.
+    """GitHub Actions runners on that cluster (ArcRunners); none when absent."""
     github_app_private_key: SecretStr | None = None
+    """Secret (`pulumi config set --secret`): the GitHub App's private key."""
     github_token: SecretStr | None = None
+    """Secret (`pulumi config set --secret`): a GitHub token, the fallback to the App."""
 
-    @field_validator("region")
+    @field_validator("owner", "cost_center", mode="before")
     @classmethod
-    def _region(cls, region: str) -> str:
-        if not _REGION.match(region):
-            raise ValueError(f"{region!r} is not an AWS region")
-        return region
-
-    @field_validator("vpc_cidr")
-    @classmethod
-    def _cidr(cls, cidr: str) -> str:
-        try:
-            network = ipaddress.IPv4Network(cidr)
-        except ValueError:
-            raise ValueError(f"{cidr!r} is not an IPv4 CIDR block") from None
-        if not 16 <= network.prefixlen <= 22:
-            raise ValueError(f"{cidr!r} must be between /16 and /22 to hold the subnets")
-        return cidr
-
-    @field_validator("existing_vpc_id")
-    @classmethod
-    def _vpc_id(cls, vpc_id: str | None) -> str | None:
-        if vpc_id == "":
-            return None
-        if vpc_id is not None and not re.match(r"^vpc-[0-9a-f]{8,17}$", vpc_id):
-            raise ValueError(f"{vpc_id!r} is not a VPC ID")
-        return vpc_id
-
-    @field_validator("existing_private_subnet_ids")
-    @classmethod
-    def _subnet_ids(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
-        for subnet_id in ids:
-            if not re.match(r"^subnet-[0-9a-f]{8,17}$", subnet_id):
-                raise ValueError(f"{subnet_id!r} is not a subnet ID")
-        return ids
-
-    @field_validator("existing_private_route_table_ids")
-    @classmethod
-    def _route_table_ids(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
-        for table_id in ids:
-            if not re.match(r"^rtb-[0-9a-f]{8,17}$", table_id):
-                raise ValueError(f"{table_id!r} is not a route table ID")
-        return ids
-
-    @field_validator("vpc_endpoints")
-    @classmethod
-    def _endpoints(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        for name in names:
-            if name not in INTERFACE_ENDPOINTS:
-                raise ValueError(f"{name!r} is not a known interface endpoint")
-        if len(set(names)) != len(names):
-            raise ValueError("lists an endpoint twice")
-        return names
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _combinations(self) -> StackConfig:
-        if self.existing_vpc_id is not None:
-            if not self.existing_private_subnet_ids:
-                raise _KeyError("existingPrivateSubnetIds", "is required with existingVpcId")
-            if not self.existing_private_route_table_ids:
-                raise _KeyError("existingPrivateRouteTableIds", "is required with existingVpcId")
-        elif self.existing_private_subnet_ids or self.existing_private_route_table_ids:
-            raise _KeyError("existingVpcId", "is required when existing subnets are given")
-        if self.protect_data and self.force_destroy_buckets:
-            raise _KeyError("forceDestroyBuckets", "cannot be true while protectData is true")
         names = [notebook.name for notebook in self.notebooks]
         for index, notebook in enumerate(self.notebooks):
             if names.index(notebook.name) != index:
@@ -1030,12 +897,6 @@ class StackConfig(_Model):
         return [g for g in groups if job.instance_type in g.instance_types]
 
     @property
-    def private_subnet_count(self) -> int:
-        if self.existing_vpc_id is not None:
-            return len(self.existing_private_subnet_ids)
-        return self.availability_zones
-
-    @property
     def git_secret_arns(self) -> tuple[str, ...]:
         """Secrets the notebooks need to clone their repositories."""
         arns = {
@@ -1068,7 +929,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack_file: str) -> StackConfig:
     if "region" not in data:
         raise ConfigError(f"{stack_file}: aws:region: is required")
     try:
-        return StackConfig.model_validate(data)
+        return TypeAdapter(StackConfig).validate_python(data)
     except ValidationError as error:
         raise ConfigError(_describe(error, data, stack_file)) from None
 

@@ -6,6 +6,7 @@ description of what a stack contains.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pulumi
@@ -37,9 +38,13 @@ from mlplatform.components.hyperpod import (
 )
 from mlplatform.components.hyperpod_eks import ChartSource, EksPrerequisites
 from mlplatform.components.images import DOCKER_DIR, REPO_ROOT, ContainerImage, ContainerImageArgs
-from mlplatform.components.network import ExistingNetwork, NetworkArgs
-from mlplatform.components.notebook import GitRepositoryArgs, NotebookInstance, NotebookInstanceArgs
-from mlplatform.components.shared_infra import SharedInfra, SharedInfraArgs
+from mlplatform.components.notebook import (
+    NotebookInstance,
+    NotebookInstanceArgs,
+    NotebookSettings,
+)
+from mlplatform.components.schema import settings_of
+from mlplatform.components.shared_infra import SharedInfra, SharedInfraArgs, SharedInfraSettings
 from mlplatform.components.training_job import (
     TrainingJob,
     TrainingJobArgs,
@@ -69,53 +74,17 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
     opts = pulumi.ResourceOptions(providers={"aws": provider, "aws-native": native})
     prefix = f"{PROJECT}-{stack}"
 
-    network: NetworkArgs | ExistingNetwork
-    if config.existing_vpc_id is not None:
-        network = ExistingNetwork(
-            vpc_id=config.existing_vpc_id,
-            private_subnet_ids=list(config.existing_private_subnet_ids),
-            private_route_table_ids=list(config.existing_private_route_table_ids),
-        )
-    else:
-        network = NetworkArgs(
-            cidr=config.vpc_cidr,
-            availability_zones=config.availability_zones,
-            nat_gateways=config.nat_gateways,
-        )
     shared = SharedInfra(
         prefix,
         SharedInfraArgs(
-            region=config.region,
-            network=network,
-            interface_endpoints=config.vpc_endpoints,
-            protect_data=config.protect_data,
-            force_destroy_buckets=config.force_destroy_buckets,
-            noncurrent_version_days=config.noncurrent_version_days,
-            abort_multipart_days=config.abort_multipart_days,
-            git_secret_arns=config.git_secret_arns,
+            **declared_by(SharedInfraSettings, config), git_secret_arns=config.git_secret_arns
         ),
         opts=opts,
     )
-
     notebooks = {
         nb.name: NotebookInstance(
             f"{prefix}-{nb.name}",
-            NotebookInstanceArgs(
-                shared=shared,
-                owner=nb.owner,
-                instance_type=nb.instance_type,
-                volume_size_gb=nb.volume_size_gb,
-                platform_identifier=nb.platform_identifier,
-                root_access=nb.root_access,
-                idle_stop_minutes=nb.idle_stop_minutes,
-                subnet_index=nb.subnet_index,
-                git_repository=(
-                    GitRepositoryArgs(**nb.git_repository.model_dump())
-                    if nb.git_repository
-                    else None
-                ),
-                write_prefix=f"users/{nb.name}/" if config.per_user_s3_prefixes else None,
-            ),
+            notebook_args(nb, shared, own_role=config.per_user_s3_prefixes),
             opts=opts,
         )
         for nb in config.notebooks
@@ -154,8 +123,8 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         "vpcId": shared.vpc_id,
         "privateSubnetIds": shared.private_subnet_ids,
         "kmsKeyArn": shared.kms_key_arn,
-        "datasetsBucket": shared.datasets_bucket.bucket_name,
-        "modelsBucket": shared.models_bucket.bucket_name,
+        "datasetsBucket": shared.datasets_bucket_name,
+        "modelsBucket": shared.models_bucket_name,
         "notebookRoleArn": shared.notebook_role_arn,
         "notebookSecurityGroupId": shared.notebook_security_group_id,
         "endpointSecurityGroupId": shared.endpoint_security_group_id,
@@ -197,6 +166,27 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         )
         outputs["runnerScaleSets"] = list(runners.scale_sets)
     return outputs
+
+
+def declared_by(settings: type, config: StackConfig) -> dict[str, Any]:
+    """The values of the settings class `settings` (one StackConfig inherits) in `config`."""
+    return {field.name: getattr(config, field.name) for field in dataclasses.fields(settings)}
+
+
+def notebook_args(
+    notebook: NotebookSettings, shared: SharedInfra, *, own_role: bool
+) -> NotebookInstanceArgs:
+    """A notebook on the shared network: the shared role, or (per-user prefixes) its own."""
+    role: dict[str, Any] = (
+        {"bucket_arns": shared.bucket_arns} if own_role else {"role_arn": shared.notebook_role_arn}
+    )
+    return NotebookInstanceArgs(
+        **settings_of(notebook),
+        subnet_ids=shared.private_subnet_ids,
+        security_group_id=shared.notebook_security_group_id,
+        kms_key_arn=shared.kms_key_arn,
+        **role,
+    )
 
 
 def training_workloads(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import collections.abc
+import enum
 import json
 import types
 import typing
 
 import pytest
 import yaml
+from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
 
 from mlplatform.config import ConfigError, StackConfig, parse_stack_config
 from tests.conftest import MINIMAL, ROOT
@@ -171,19 +175,27 @@ def test_production_is_highly_available_and_protected() -> None:
     assert config.protect_data and not config.force_destroy_buckets
 
 
+def stack_keys() -> dict[str, FieldInfo]:
+    """StackConfig's fields by their stack key (camelCase); region is aws:region, not ours."""
+    fields = StackConfig.__pydantic_fields__  # type: ignore[attr-defined]
+    return {to_camel(name): field for name, field in fields.items() if name != "region"}
+
+
 def test_pulumi_yaml_declarations_agree_with_the_config_model() -> None:
     """Every declared key exists in StackConfig, with the same type and default."""
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    fields = {field.alias: field for field in _aliased_fields()}
+    fields = stack_keys()
     kinds = {str: "string", int: "integer", bool: "boolean"}
     for key, declaration in declared.items():
         assert key in fields, f"Pulumi.yaml declares unknown key {key}"
         field = fields[key]
         annotation = field.annotation
         origin = typing.get_origin(annotation)
-        if origin is tuple:
+        if origin in (tuple, collections.abc.Sequence):
             assert declaration["type"] == "array", key
-        elif origin in (typing.Union, types.UnionType, typing.Literal):
+        elif origin in (typing.Union, types.UnionType) or (
+            isinstance(annotation, type) and issubclass(annotation, enum.StrEnum)
+        ):
             assert declaration["type"] == "string", key  # optional IDs and enumerations
         else:
             assert declaration["type"] == kinds[annotation], key
@@ -195,20 +207,21 @@ def test_pulumi_yaml_declarations_agree_with_the_config_model() -> None:
             assert field.is_required(), f"{key} has a model default but none in Pulumi.yaml"
 
 
-def _aliased_fields():
-    return [f for n, f in StackConfig.model_fields.items() if n not in ("region", "notebooks")]
+def test_every_simple_key_is_declared_in_pulumi_yaml() -> None:
+    """The flat keys of the shared layer and the stack's identity are all declared."""
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    structured = {"notebooks", "hyperpodClusters", "eks", "trainingJobs", "arc"}
+    secrets = {"githubAppPrivateKey", "githubToken"}
+    assert set(stack_keys()) - structured - secrets == set(declared)
 
 
 def test_every_model_key_is_declared_or_documented() -> None:
     text = (ROOT / "Pulumi.yaml").read_text()
-    for name, field in StackConfig.model_fields.items():
-        if name == "region":
-            continue
-        assert f"{field.alias}" in text, f"{field.alias} is neither declared nor documented"
+    for key in stack_keys():
+        assert key in text, f"{key} is neither declared nor documented"
 
 
 def test_readme_documents_every_key() -> None:
     readme = (ROOT / "README.md").read_text()
-    for field in StackConfig.model_fields.values():
-        if field.alias and field.alias != "region":
-            assert f"`{field.alias}`" in readme, field.alias
+    for key in stack_keys():
+        assert f"`{key}`" in readme, key

@@ -79,10 +79,20 @@ def test_s3_rule_flags_a_bare_bucket_and_passes_a_secure_one() -> None:
 def notebook_with(**args: Any) -> Callable[[], None]:
     def program() -> None:
         opts = tagged_provider()
-        shared = SharedInfra(
-            "s", SharedInfraArgs(region="us-east-1", interface_endpoints=[]), opts=opts
+        shared = SharedInfra("s", SharedInfraArgs(region="us-east-1", vpc_endpoints=[]), opts=opts)
+        NotebookInstance(
+            "nb",
+            NotebookInstanceArgs(
+                name="nb",
+                owner="o",
+                subnet_ids=shared.private_subnet_ids,
+                security_group_id=shared.notebook_security_group_id,
+                kms_key_arn=shared.kms_key_arn,
+                role_arn=shared.notebook_role_arn,
+                **args,
+            ),
+            opts=opts,
         )
-        NotebookInstance("nb", NotebookInstanceArgs(shared=shared, owner="o", **args), opts=opts)
 
     return program
 
@@ -232,7 +242,7 @@ def test_data_protection_rule_follows_the_shared_infra_args() -> None:
         return lambda: (
             SharedInfra(
                 "s",
-                SharedInfraArgs(region="us-east-1", interface_endpoints=[], protect_data=protect),
+                SharedInfraArgs(region="us-east-1", vpc_endpoints=[], protect_data=protect),
                 opts=tagged_provider(),
             )
             and None

@@ -6,12 +6,22 @@ import base64
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mlplatform.components.notebook import idle_stop_script
-from mlplatform.program import ProgramRun
+from mlplatform.components.notebook import (
+    NotebookInstance,
+    NotebookInstanceArgs,
+    NotebookSettings,
+    idle_stop_script,
+)
+from mlplatform.components.schema import ArgsError
+from mlplatform.program import ProgramRun, run_program
 from tests.conftest import build, policy_statements
+from tests.strategies import junk
 
 NOTEBOOK = "aws:sagemaker/notebookInstance:NotebookInstance"
 LIFECYCLE = (
@@ -172,3 +182,162 @@ def test_per_user_prefixes_give_each_notebook_a_role_writing_only_its_prefix() -
         s for s in policy_statements(policy.inputs["policy"]) if s["Sid"] == "ReadManagedObjects"
     ]
     assert sorted(read["Resource"]) == sorted(f"{b}/*" for b in buckets)
+
+
+# --- the Args from Python and from other languages --------------------------------------------
+
+ROLE = "arn:aws:iam::123456789012:role/notebooks"
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+PLACEMENT = {
+    "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+    "security_group_id": "sg-0123456789abcdef0",
+    "kms_key_arn": KEY,
+}
+ALICE = {"name": "alice", "owner": "alice@example.com", **PLACEMENT}
+
+BAD_ARGS = [
+    (
+        {"role_arn": ROLE, "subnet_index": 2},
+        "NotebookInstanceArgs.subnet_index: 2 is out of range: 2 subnet IDs given",
+    ),
+    (
+        {},
+        "NotebookInstanceArgs.role_arn: is required unless bucket_arns is given (the notebook's "
+        "own role)",
+    ),
+    (
+        {"role_arn": ROLE, "bucket_arns": ["arn:aws:s3:::b"]},
+        "NotebookInstanceArgs.bucket_arns: is only for a notebook without role_arn",
+    ),
+    (
+        {"role_arn": ROLE, "subnet_ids": "subnet-0123456789abcdef0"},
+        "NotebookInstanceArgs.subnet_ids: expected a list, got 'subnet-0123456789abcdef0'",
+    ),
+    ({"role_arn": ROLE, "subnet_ids": []}, "NotebookInstanceArgs.subnet_ids: must list at least 1"),
+    (
+        {"role_arn": ROLE, "instance_type": "ml.t3.huge"},
+        "NotebookInstanceArgs.instance_type: 'ml.t3.huge' is not a SageMaker notebook instance type",
+    ),
+    (
+        {"role_arn": ROLE, "idle_stop_minutes": 3},
+        "NotebookInstanceArgs.idle_stop_minutes: 3 is too short: 0 disables auto-stop, otherwise "
+        "at least 5",
+    ),
+    (
+        {"role_arn": ROLE, "volume_size_gb": 2},
+        "NotebookInstanceArgs.volume_size_gb: 2 is out of range (must be >= 5)",
+    ),
+    (
+        {"role_arn": ROLE, "root_access": "maybe"},
+        "NotebookInstanceArgs.root_access: expected true or false, got 'maybe'",
+    ),
+    ({"role_arn": ROLE, "owner": " "}, "NotebookInstanceArgs.owner: must not be empty"),
+    (
+        {"role_arn": ROLE, "name": "alice_smith"},
+        "NotebookInstanceArgs.name: 'alice_smith' is not a notebook name (letters, digits and "
+        "hyphens, at most 40)",
+    ),
+    (
+        {"role_arn": ROLE, "git_repository": {"url": "git@github.com:x/y.git"}},
+        "NotebookInstanceArgs.git_repository.url: 'git@github.com:x/y.git' is not an https:// "
+        "git URL",
+    ),
+    (
+        {"role_arn": ROLE, "git_repository": {"url": "https://x/y", "secret_arn": "s"}},
+        "NotebookInstanceArgs.git_repository.secret_arn: 's' is not a Secrets Manager secret ARN",
+    ),
+    (
+        {"role_arn": ROLE, "shared": object()},
+        "NotebookInstanceArgs.shared: is not a known key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_ARGS)
+def test_bad_args_from_python_are_one_line_naming_the_argument(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ArgsError) as caught:
+        NotebookInstanceArgs(**{**ALICE, **overrides})
+    assert str(caught.value) == message
+
+
+def test_placement_is_required() -> None:
+    with pytest.raises(ArgsError, match=r"^NotebookInstanceArgs.subnet_ids: is required$"):
+        NotebookInstanceArgs(name="a", owner="o", role_arn=ROLE)  # type: ignore[call-arg]
+
+
+def test_stack_settings_are_the_args_settings() -> None:
+    """A stack's notebooks entry is NotebookSettings; the Args add only the wired IDs."""
+    assert issubclass(NotebookInstanceArgs, NotebookSettings)
+    settings = NotebookSettings(name="alice", owner=" alice ")
+    assert settings.owner == "alice"
+    assert (settings.instance_type, settings.volume_size_gb, settings.idle_stop_minutes) == (
+        "ml.t3.medium",
+        20,
+        60,
+    )
+    assert not settings.root_access and settings.platform_identifier == "notebook-al2-v3"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.sampled_from(sorted(NotebookInstanceArgs.__pydantic_fields__)),  # type: ignore[attr-defined]
+    value=junk,
+)
+def test_any_junk_value_from_python_is_one_line_or_accepted(key: str, value: Any) -> None:
+    try:
+        NotebookInstanceArgs(**{**ALICE, "role_arn": ROLE, key: value})
+    except ArgsError as error:
+        message = str(error)
+        assert "\n" not in message
+        assert message.startswith("NotebookInstanceArgs.")
+
+
+def run_notebook(args: Any) -> ProgramRun:
+    def program() -> dict[str, Any]:
+        notebook = NotebookInstance("team-nb", args)
+        return {"url": notebook.url, "role": notebook.role_arn}
+
+    return run_program(program, project="p", stack="s", config={"aws:region": "us-east-1"})
+
+
+def test_component_accepts_a_camel_case_mapping() -> None:
+    run = run_notebook(
+        {
+            "name": "alice",
+            "owner": "alice@example.com",
+            "instanceType": "ml.g5.xlarge",
+            "subnetIndex": 1,
+            "subnetIds": PLACEMENT["subnet_ids"],
+            "securityGroupId": "sg-0123456789abcdef0",
+            "kmsKeyArn": KEY,
+            "roleArn": ROLE,
+            "gitRepository": {"url": "https://github.com/org/repo.git", "branch": "dev"},
+        }
+    )
+    inputs = run.named("team-nb", NOTEBOOK).inputs
+    assert inputs["subnetId"] == "subnet-0123456789abcdef1"
+    assert inputs["securityGroups"] == ["sg-0123456789abcdef0"]
+    assert (inputs["kmsKeyId"], inputs["roleArn"]) == (KEY, ROLE)
+    assert inputs["instanceType"] == "ml.g5.xlarge"
+    assert inputs["directInternetAccess"] == "Disabled"
+    (repo,) = run.of_type("aws:sagemaker/codeRepository:CodeRepository")
+    assert repo.inputs["gitConfig"]["branch"] == "dev"
+    assert run.outputs["role"] == ROLE
+
+
+def test_without_a_role_the_notebook_gets_its_own_writing_only_under_its_name() -> None:
+    bucket = "arn:aws:s3:::team-data"
+    run = run_notebook({**ALICE, "bucket_arns": [bucket]})
+    role = run.named("team-nb-role", "aws:iam/role:Role")
+    assert run.named("team-nb", NOTEBOOK).inputs["roleArn"] == role.outputs["arn"]
+    policy = run.named("team-nb-policy", "aws:iam/rolePolicy:RolePolicy")
+    (write,) = [
+        s for s in policy_statements(policy.inputs["policy"]) if s["Sid"] == "WriteManagedObjects"
+    ]
+    assert write["Resource"] == [f"{bucket}/users/alice/*"]
+    by_sid = {s["Sid"]: s for s in policy_statements(policy.inputs["policy"])}
+    assert by_sid["WriteSageMakerLogs"]["Resource"] == [
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/*"
+    ]

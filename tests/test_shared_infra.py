@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pulumi
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pulumi.provider.experimental.analyzer import Analyzer
 
-from mlplatform.program import ProgramRun
+from mlplatform.components.bucket import SecureBucket
+from mlplatform.components.network import NatGateways
+from mlplatform.components.notebook import NotebookInstance
+from mlplatform.components.schema import ArgsError
+from mlplatform.components.shared_infra import SharedInfra, SharedInfraArgs, SharedInfraSettings
+from mlplatform.program import ProgramRun, run_program
 from tests.conftest import as_list, build, policy_statements
+from tests.strategies import junk
 
 BUCKET = "aws:s3/bucket:Bucket"
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
@@ -379,3 +390,265 @@ def test_mocked_build_is_deterministic_across_ten_runs() -> None:
             (r.urn, r.id, json.dumps(r.inputs, sort_keys=True, default=str))
             for r in again.resources
         ] == signature
+
+
+# --- the Args from Python and from other languages --------------------------------------------
+
+REGION = {"region": "us-east-1"}
+VPC = "vpc-0123456789abcdef0"
+SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+TABLES = ["rtb-0123456789abcdef0"]
+
+BAD_ARGS = [
+    (
+        {"existing_vpc_id": VPC},
+        "SharedInfraArgs.existing_private_subnet_ids: is required with existingVpcId",
+    ),
+    (
+        {"existing_vpc_id": VPC, "existing_private_subnet_ids": SUBNETS},
+        "SharedInfraArgs.existing_private_route_table_ids: is required with existingVpcId",
+    ),
+    (
+        {"existing_private_subnet_ids": SUBNETS},
+        "SharedInfraArgs.existing_vpc_id: is required when existing subnets are given",
+    ),
+    ({"existing_vpc_id": "vpc-12"}, "SharedInfraArgs.existing_vpc_id: 'vpc-12' is not a VPC ID"),
+    (
+        {"existing_vpc_id": VPC, "existing_private_subnet_ids": ["subnet-1"]},
+        "SharedInfraArgs.existing_private_subnet_ids: 'subnet-1' is not a subnet ID",
+    ),
+    (
+        {
+            "existing_vpc_id": VPC,
+            "existing_private_subnet_ids": [SUBNETS[0], SUBNETS[0]],
+            "existing_private_route_table_ids": TABLES,
+        },
+        "SharedInfraArgs.existing_private_subnet_ids: lists a subnet twice",
+    ),
+    (
+        {
+            "existing_vpc_id": VPC,
+            "existing_private_subnet_ids": SUBNETS,
+            "existing_private_route_table_ids": ["rtb-x"],
+        },
+        "SharedInfraArgs.existing_private_route_table_ids: 'rtb-x' is not a route table ID",
+    ),
+    (
+        {"nat_gateways": "some"},
+        "SharedInfraArgs.nat_gateways: 'some' is not one of 'none', 'single' or 'perAz'",
+    ),
+    ({"vpc_endpoints": "sts"}, "SharedInfraArgs.vpc_endpoints: expected a list, got 'sts'"),
+    (
+        {"vpc_endpoints": ["sts", "s3x"]},
+        "SharedInfraArgs.vpc_endpoints: 's3x' is not a known interface endpoint",
+    ),
+    ({"vpc_endpoints": ["sts", "sts"]}, "SharedInfraArgs.vpc_endpoints: lists an endpoint twice"),
+    ({"region": "mars-1"}, "SharedInfraArgs.region: 'mars-1' is not an AWS region"),
+    ({"region": None}, "SharedInfraArgs.region: expected a string, got None"),
+    (
+        {"vpc_cidr": "10.0.0.0/8"},
+        "SharedInfraArgs.vpc_cidr: '10.0.0.0/8' must be between /16 and /22 to hold the subnets",
+    ),
+    (
+        {"vpc_cidr": "10.0.0.300/16"},
+        "SharedInfraArgs.vpc_cidr: '10.0.0.300/16' is not an IPv4 CIDR block",
+    ),
+    (
+        {"availability_zones": 7},
+        "SharedInfraArgs.availability_zones: 7 is out of range (must be <= 6)",
+    ),
+    (
+        {"availability_zones": "two"},
+        "SharedInfraArgs.availability_zones: expected an integer, got 'two'",
+    ),
+    (
+        {"protect_data": True, "force_destroy_buckets": True},
+        "SharedInfraArgs.force_destroy_buckets: cannot be true while protectData is true",
+    ),
+    (
+        {"noncurrent_version_days": 0},
+        "SharedInfraArgs.noncurrent_version_days: 0 is out of range (must be >= 1)",
+    ),
+    (
+        {"abort_multipart_days": 400},
+        "SharedInfraArgs.abort_multipart_days: 400 is out of range (must be <= 365)",
+    ),
+    (
+        {"git_secret_arns": ["arn:aws:s3:::bucket"]},
+        "SharedInfraArgs.git_secret_arns: 'arn:aws:s3:::bucket' is not a Secrets Manager secret "
+        "ARN",
+    ),
+    (
+        {"vpc_cdir": "10.1.0.0/16"},
+        "SharedInfraArgs.vpc_cdir: is not a known key (did you mean 'vpc_cidr'?)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_ARGS)
+def test_bad_args_from_python_are_one_line_naming_the_argument(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ArgsError) as caught:
+        SharedInfraArgs(**{**REGION, **overrides})
+    assert str(caught.value) == message
+
+
+def test_region_is_required() -> None:
+    with pytest.raises(ArgsError, match=r"^SharedInfraArgs.region: is required$"):
+        SharedInfraArgs()  # type: ignore[call-arg]
+
+
+def test_one_default_per_setting_and_the_stack_keeps_them() -> None:
+    """Args and stack config are one declaration: the same defaults, the safe ones."""
+    args = SharedInfraArgs(**REGION)
+    assert args.vpc_endpoints == (
+        "sagemaker.api",
+        "sagemaker.runtime",
+        "notebook",
+        "sts",
+        "ec2",
+        "logs",
+        "ecr.api",
+        "ecr.dkr",
+    )
+    assert args.nat_gateways is NatGateways.SINGLE and str(args.nat_gateways) == "single"
+    assert (args.vpc_cidr, args.availability_zones) == ("10.0.0.0/16", 2)
+    assert not args.protect_data and not args.force_destroy_buckets
+    assert (args.noncurrent_version_days, args.abort_multipart_days) == (30, 7)
+    assert issubclass(SharedInfraArgs, SharedInfraSettings)
+
+
+def test_existing_network_may_be_given_as_outputs() -> None:
+    """IDs from another stack (StackReference outputs) are accepted; only strings are checked."""
+    args = SharedInfraArgs(
+        **REGION,
+        existing_vpc_id=pulumi.Output.from_input(VPC),
+        existing_private_subnet_ids=[pulumi.Output.from_input(s) for s in SUBNETS],
+        existing_private_route_table_ids=TABLES,
+    )
+    assert args.private_subnet_count == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.sampled_from(sorted(SharedInfraArgs.__pydantic_fields__)),  # type: ignore[attr-defined]
+    value=junk,
+)
+def test_any_junk_value_from_python_is_one_line_or_accepted(key: str, value: Any) -> None:
+    try:
+        SharedInfraArgs(**{**REGION, key: value})
+    except ArgsError as error:
+        message = str(error)
+        assert "\n" not in message
+        assert message.startswith(f"SharedInfraArgs.{key}")
+
+
+def run_shared_infra(args: Any, region: str = "us-east-1") -> ProgramRun:
+    """Only a SharedInfra, built from `args` as another language's program would pass them."""
+
+    def program() -> dict[str, Any]:
+        shared = SharedInfra("x", args)
+        return {"subnets": shared.private_subnet_ids, "models": shared.models_bucket_name}
+
+    return run_program(program, project="p", stack="s", config={"aws:region": region})
+
+
+def test_component_accepts_a_camel_case_mapping() -> None:
+    run = run_shared_infra(
+        {
+            "region": "eu-west-1",
+            "availabilityZones": 3,
+            "natGateways": "none",
+            "vpcEndpoints": ["sts"],
+            "protectData": True,
+        },
+        region="eu-west-1",
+    )
+    assert len(run.outputs["subnets"]) == 3
+    assert not run.of_type("aws:ec2/natGateway:NatGateway")
+    services = sorted(r.inputs["serviceName"] for r in run.of_type(ENDPOINT))
+    assert services == ["com.amazonaws.eu-west-1.s3", "com.amazonaws.eu-west-1.sts"]
+    assert all(r.protect for r in run.of_type(BUCKET))
+
+
+def test_component_accepts_a_snake_case_mapping_of_an_existing_network() -> None:
+    run = run_shared_infra(
+        {
+            "region": "us-east-1",
+            "existing_vpc_id": VPC,
+            "existing_private_subnet_ids": SUBNETS,
+            "existing_private_route_table_ids": TABLES,
+        }
+    )
+    assert run.outputs["subnets"] == SUBNETS
+    assert not run.of_type("aws:ec2/vpc:Vpc")
+
+
+def test_component_refuses_a_bad_mapping_in_one_line() -> None:
+    with pytest.raises(ArgsError) as caught:
+        SharedInfra("x", {"region": "us-east-1", "natGateways": "two"})  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "SharedInfraArgs.nat_gateways: 'two' is not one of 'none', 'single' or 'perAz'"
+    )
+
+
+def test_analyzer_infers_a_schema_for_the_shared_layer_and_notebooks() -> None:
+    """Pulumi's component analyzer (what another language's SDK is generated from) accepts them."""
+    schema = Analyzer("mlplatform").analyze([SharedInfra, NotebookInstance, SecureBucket])
+    components = schema["component_definitions"]
+    assert set(components) == {"SharedInfra", "NotebookInstance", "SecureBucket"}
+    shared = components["SharedInfra"]
+    assert set(shared.inputs) == {
+        "region",
+        "vpcCidr",
+        "availabilityZones",
+        "natGateways",
+        "existingVpcId",
+        "existingPrivateSubnetIds",
+        "existingPrivateRouteTableIds",
+        "vpcEndpoints",
+        "protectData",
+        "forceDestroyBuckets",
+        "noncurrentVersionDays",
+        "abortMultipartDays",
+        "gitSecretArns",
+    }
+    assert [name for name, p in shared.inputs.items() if not p.optional] == ["region"]
+    assert shared.inputs["natGateways"].ref == "#/types/mlplatform:index:NatGateways"
+    assert {
+        "vpcId",
+        "vpcCidr",
+        "privateSubnetIds",
+        "privateRouteTableIds",
+        "kmsKeyArn",
+        "datasetsBucketName",
+        "datasetsBucketArn",
+        "modelsBucketName",
+        "modelsBucketArn",
+        "notebookRoleArn",
+        "notebookSecurityGroupId",
+        "endpointSecurityGroupId",
+        "s3PrefixListId",
+    } <= set(shared.outputs)
+    assert all(output.description for output in shared.outputs.values())
+    notebook = components["NotebookInstance"]
+    assert {
+        "name",
+        "owner",
+        "instanceType",
+        "volumeSizeGb",
+        "platformIdentifier",
+        "rootAccess",
+        "idleStopMinutes",
+        "subnetIndex",
+        "gitRepository",
+        "subnetIds",
+        "securityGroupId",
+        "kmsKeyArn",
+        "roleArn",
+        "bucketArns",
+    } == set(notebook.inputs)
+    assert set(notebook.outputs) == {"name", "url", "roleArn"}
+    enum_values = [v.value for v in schema["type_definitions"]["NatGateways"].enum]
+    assert enum_values == ["none", "single", "perAz"]

@@ -252,12 +252,11 @@ def test_cli_plans_a_users_own_program_importing_our_components(
     program = (
         "import pulumi\n"
         "from mlplatform.components.shared_infra import SharedInfra, SharedInfraArgs\n"
-        "from mlplatform.components.network import NetworkArgs\n"
         "cfg = pulumi.Config()\n"
         "shared = SharedInfra('team-x', SharedInfraArgs(region='eu-west-1',\n"
-        "    network=NetworkArgs(availability_zones=cfg.require_int('zones'), nat_gateways='none'),\n"
-        "    interface_endpoints=['sts']))\n"
-        "pulumi.export('bucket', shared.models_bucket.bucket_name)\n"
+        "    availability_zones=cfg.require_int('zones'), nat_gateways='none',\n"
+        "    vpc_endpoints=['sts']))\n"
+        "pulumi.export('bucket', shared.models_bucket_name)\n"
         "pulumi.export('token', pulumi.Output.secret('s3cr3t'))\n"
     )
     (tmp_path / "Pulumi.yaml").write_text("name: teamx\nruntime: python\n")
