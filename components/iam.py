@@ -95,7 +95,7 @@ ArnBuilder = Callable[[str, str], pulumi.Output[str]]
 
 
 def arn_builder(
-    partition: pulumi.Input[str], region: str, account_id: pulumi.Input[str]
+    partition: pulumi.Input[str], region: pulumi.Input[str], account_id: pulumi.Input[str]
 ) -> ArnBuilder:
     """`arn(service, resource)` -> `arn:<partition>:<service>:<region>:<account>:<resource>`."""
     scope = pulumi.Output.format("arn:{0}:{{service}}:{1}:{2}", partition, region, account_id)
@@ -321,7 +321,7 @@ HYPERPOD_INSTANCE_MANAGED_POLICY = "AmazonSageMakerClusterInstanceRolePolicy"
 def hyperpod_execution_statements(
     *,
     partition: pulumi.Input[str],
-    region: str,
+    region: pulumi.Input[str],
     account_id: pulumi.Input[str],
     bucket_arn: pulumi.Input[str],
     lifecycle_prefix: str,
