@@ -10,25 +10,25 @@ Installable through the EKS API (no kubeconfig needed, so they work for any clus
 Not published anywhere we could install from: the HyperPod dependencies Helm chart (health
 monitoring agent, deep health checks, job auto-restart RBAC, the `aws-hyperpod` namespace) lives in
 the git repository aws/sagemaker-hyperpod-cli (`helm_chart/HyperPodHelmChart`), in no chart
-repository. Its source is a config value (`dependenciesChart`: a chart repository or OCI registry
-where the operator publishes it); without one nothing is installed for it and `prerequisites`
-(printed by the plan) says so.
+repository. Its source is a setting (`dependencies_chart`, stack key `dependenciesChart`: a chart
+repository or OCI registry where the operator publishes it), installed through the Kubernetes
+provider the HyperPodCluster receives in its options; without one nothing is installed for it and
+`prerequisites` (printed by the plan) says so.
 
 HyperPod itself creates the EKS access entries of the cluster's execution role (type
 HYPERPOD_LINUX, listed as `EksRoleAccessEntries` by DescribeCluster); creating them here too would
 make one of the two creations fail, so we do not.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+from pydantic import Field, field_validator, model_validator
 
 from mlplatform.components.iam import managed_policy_arn, pod_identity_trust_policy
+from mlplatform.components.schema import SettingError, schema
 
 TRAINING_OPERATOR_ADDON = "amazon-sagemaker-hyperpod-training-operator"
 TRAINING_OPERATOR_POLICY = "AmazonSageMakerHyperPodTrainingOperatorAccess"
@@ -37,68 +37,67 @@ HYPERPOD_NAMESPACE = "aws-hyperpod"  # fixed by HyperPod; its components look fo
 CHART_UPSTREAM = "github.com/aws/sagemaker-hyperpod-cli, helm_chart/HyperPodHelmChart"
 
 
-@dataclass(frozen=True)
+@schema
 class ChartSource:
-    """Where the operator publishes the HyperPod dependencies chart.
+    """Where the operator publishes a chart no public repository offers (the HyperPod
+    dependencies chart)."""
 
-    `repo` is an HTTP chart repository, or None when `chart` is an `oci://` reference.
-    """
-
-    chart: str
-    version: str
+    chart: str = Field(min_length=1)
+    """A chart name in `repo`, or an `oci://` reference."""
+    version: str = Field(min_length=1)
+    """The chart version to install."""
     repo: str | None = None
+    """The https:// chart repository; none when `chart` is an `oci://` reference."""
+
+    @field_validator("chart", "version")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _where(self) -> "ChartSource":
+        if self.repo is None and not self.chart.startswith("oci://"):
+            raise SettingError("repo", "is required unless chart is an oci:// reference")
+        if self.repo is not None and not self.repo.startswith("https://"):
+            raise SettingError("repo", f"{self.repo!r} is not an https:// chart repository")
+        return self
 
 
-@dataclass(frozen=True)
-class EksPrerequisites:
-    """Which prerequisites the stack installs on the EKS cluster."""
-
-    cert_manager: bool = True
-    training_operator: bool = True
-    dependencies_chart: ChartSource | None = None
-    # Needed for the chart only; the add-ons go through the EKS API.
-    k8s_provider: k8s.Provider | None = None
-
-    def report(self) -> dict[str, str]:
-        """What is installed and what is left to the operator, for the plan's outputs."""
-        chart = self.dependencies_chart
-        return {
-            "dependencies-chart": (
-                f"Helm release hyperpod-dependencies ({chart.chart} {chart.version}) in "
-                f"kube-system: health monitoring agent, deep health checks, namespace "
-                f"{HYPERPOD_NAMESPACE}"
-                if chart
-                else f"NOT INSTALLED (health monitoring agent, deep health checks, namespace "
-                f"{HYPERPOD_NAMESPACE}): in no chart repository ({CHART_UPSTREAM}); publish it "
-                "and set dependenciesChart, or install it by hand before creating the cluster"
-            ),
-            "cert-manager": (
-                "EKS add-on cert-manager"
-                if self.cert_manager
-                else "not installed by this stack (certManager: false)"
-            ),
-            "training-operator": (
-                f"EKS add-on {TRAINING_OPERATOR_ADDON}, pod identity "
-                f"{HYPERPOD_NAMESPACE}/{TRAINING_OPERATOR_SERVICE_ACCOUNT}"
-                if self.training_operator
-                else "not installed by this stack (trainingOperator: false)"
-            ),
-        }
+def prerequisites_report(
+    *, cert_manager: bool, training_operator: bool, chart: ChartSource | None
+) -> dict[str, str]:
+    """What is installed and what is left to the operator, for the plan's outputs."""
+    return {
+        "dependencies-chart": (
+            f"Helm release hyperpod-dependencies ({chart.chart} {chart.version}) in "
+            f"kube-system: health monitoring agent, deep health checks, namespace "
+            f"{HYPERPOD_NAMESPACE}"
+            if chart
+            else f"NOT INSTALLED (health monitoring agent, deep health checks, namespace "
+            f"{HYPERPOD_NAMESPACE}): in no chart repository ({CHART_UPSTREAM}); publish it "
+            "and set dependenciesChart, or install it by hand before creating the cluster"
+        ),
+        "cert-manager": (
+            "EKS add-on cert-manager"
+            if cert_manager
+            else "not installed by this stack (certManager: false)"
+        ),
+        "training-operator": (
+            f"EKS add-on {TRAINING_OPERATOR_ADDON}, pod identity "
+            f"{HYPERPOD_NAMESPACE}/{TRAINING_OPERATOR_SERVICE_ACCOUNT}"
+            if training_operator
+            else "not installed by this stack (trainingOperator: false)"
+        ),
+    }
 
 
 def dependencies_chart(
-    name: str,
-    prerequisites: EksPrerequisites,
-    parent: pulumi.Resource,
-    after: Sequence[pulumi.Resource] = (),
-) -> k8s.helm.v3.Release | None:
-    """The HyperPod dependencies chart, when its source is configured. AWS installs it into
-    kube-system before the HyperPod cluster is created."""
-    chart = prerequisites.dependencies_chart
-    if chart is None:
-        return None
-    if prerequisites.k8s_provider is None:
-        raise ValueError(f"{name}: the HyperPod dependencies chart needs a Kubernetes provider")
+    name: str, chart: ChartSource, opts: pulumi.ResourceOptions
+) -> k8s.helm.v3.Release:
+    """The HyperPod dependencies chart. AWS installs it into kube-system before the HyperPod
+    cluster is created. Its Kubernetes provider comes with `opts` (from the parent)."""
     return k8s.helm.v3.Release(
         f"{name}-dependencies",
         name="hyperpod-dependencies",
@@ -109,16 +108,15 @@ def dependencies_chart(
         atomic=True,
         cleanup_on_fail=True,
         timeout=600,
-        opts=pulumi.ResourceOptions(
-            parent=parent, provider=prerequisites.k8s_provider, depends_on=list(after)
-        ),
+        opts=opts,
     )
 
 
 def eks_addons(
     name: str,
-    prerequisites: EksPrerequisites,
     *,
+    cert_manager: bool,
+    training_operator: bool,
     cluster_name: pulumi.Input[str],
     partition: pulumi.Input[str],
     parent: pulumi.Resource,
@@ -143,9 +141,9 @@ def eks_addons(
         )
 
     addons = []
-    if prerequisites.cert_manager:
+    if cert_manager:
         addons.append(addon("cert-manager", after))
-    if prerequisites.training_operator:
+    if training_operator:
         role = aws.iam.Role(
             f"{name}-training-operator-role",
             description=f"{name}: HyperPod training operator (EKS Pod Identity)",

@@ -325,7 +325,7 @@ HYPERPOD_INSTANCE_MANAGED_POLICY = "AmazonSageMakerClusterInstanceRolePolicy"
 def hyperpod_execution_statements(
     *,
     partition: pulumi.Input[str],
-    region: str,
+    region: pulumi.Input[str],
     account_id: pulumi.Input[str],
     bucket_arn: pulumi.Input[str],
     lifecycle_prefix: str,

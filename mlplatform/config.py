@@ -35,12 +35,10 @@ from pydantic.alias_generators import to_camel
 from mlplatform.components.catalog import (
     EC2_INSTANCE_HOURLY_USD,
     EKS_KUBERNETES_VERSIONS,
-    FSX_LUSTRE_GB_MONTH_USD,
-    HYPERPOD_INSTANCE_HOURLY_USD,
     efa_interfaces,
     gpus_per_instance,
-    instance_family,
 )
+from mlplatform.components.hyperpod import HYPERPOD_EKS_ENDPOINTS, HyperPodClusterSettings
 from mlplatform.components.notebook import NotebookSettings
 from mlplatform.components.schema import SettingError as _KeyError
 from mlplatform.components.schema import describe, schema
@@ -51,14 +49,6 @@ from mlplatform.training.recipes import load_recipe, recipe_names
 PROJECT = "mlplatform"
 
 
-# HyperPod cluster, instance group and Slurm partition names (CreateCluster's pattern).
-_HYPERPOD_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_EKS_CLUSTER_ARN = re.compile(
-    r"^arn:aws[a-z-]*:eks:[a-z0-9-]+:\d{12}:cluster/[0-9A-Za-z][A-Za-z0-9_-]*$"
-)
-_TRAINING_PLAN_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:training-plan/.+$")
-# Interface endpoints EKS-orchestrated HyperPod nodes need when they have no internet route.
-HYPERPOD_EKS_ENDPOINTS = ("sagemaker.api", "eks-auth")
 _IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 # EKS node group names: DNS-label-like.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -66,6 +56,11 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
+
+
+# Longest HyperPod cluster name a stack file may give: the program prefixes it with the project
+# and stack names.
+HYPERPOD_STACK_NAME_MAX = 40
 
 
 class ConfigError(pulumi.RunError):
@@ -81,274 +76,6 @@ class _Model(BaseModel):
 
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-
-
-class KubernetesTaint(_Model):
-    """A taint HyperPod puts on an EKS-orchestrated instance group's nodes."""
-
-    key: str
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, key: str) -> str:
-        if not _LABEL_KEY.match(key):
-            raise ValueError(f"{key!r} is not a Kubernetes taint key")
-        return key
-
-
-class HyperPodInstanceGroup(_Model):
-    """One instance group of a HyperPod cluster."""
-
-    name: str
-    instance_type: str
-    count: int = Field(ge=0, le=256)
-    min_count: int | None = Field(default=None, ge=0)
-    # 1 turns simultaneous multithreading off, the usual choice for GPU training.
-    threads_per_core: Literal[1, 2] = 1
-    ebs_volume_size_gb: int = Field(default=500, ge=1, le=16384)
-    deep_health_checks: tuple[Literal["InstanceStress", "InstanceConnectivity"], ...] = ()
-    # Slurm only: what the group's nodes are, and the partition compute nodes join.
-    slurm_role: Literal["controller", "login", "compute"] = "compute"
-    partition: str | None = None
-    # EKS only.
-    labels: dict[str, str] = Field(default_factory=dict)
-    taints: tuple[KubernetesTaint, ...] = ()
-    training_plan_arn: str | None = None
-
-    @field_validator("name", "partition")
-    @classmethod
-    def _name(cls, name: str | None) -> str | None:
-        if name is not None and not _HYPERPOD_NAME.match(name):
-            raise ValueError(
-                f"{name!r} is not a HyperPod name (letters, digits, hyphens, at most 63)"
-            )
-        return name
-
-    @field_validator("instance_type")
-    @classmethod
-    def _instance_type(cls, instance_type: str) -> str:
-        if instance_type in HYPERPOD_INSTANCE_HOURLY_USD:
-            return instance_type
-        families = sorted({instance_family(t) for t in HYPERPOD_INSTANCE_HOURLY_USD})
-        family = instance_family(instance_type)
-        if not instance_type.startswith("ml.") or family not in families:
-            raise ValueError(
-                f"{instance_type!r} is not a HyperPod instance type: unknown instance family "
-                f"{family or instance_type!r} (known: {', '.join(families)})"
-            )
-        sizes = [t for t in HYPERPOD_INSTANCE_HOURLY_USD if instance_family(t) == family]
-        raise ValueError(
-            f"{instance_type!r} is not a HyperPod instance type (ml.{family}: "
-            f"{', '.join(sorted(sizes))})"
-        )
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key in labels:
-            if not _LABEL_KEY.match(key):
-                raise ValueError(f"{key!r} is not a Kubernetes label key")
-        return labels
-
-    @field_validator("deep_health_checks")
-    @classmethod
-    def _checks(cls, checks: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(checks)) != len(checks):
-            raise ValueError("lists a health check twice")
-        return checks
-
-    @field_validator("training_plan_arn")
-    @classmethod
-    def _plan(cls, arn: str | None) -> str | None:
-        if arn is not None and not _TRAINING_PLAN_ARN.match(arn):
-            raise ValueError(f"{arn!r} is not a SageMaker training plan ARN")
-        return arn
-
-    @model_validator(mode="after")
-    def _min_count(self) -> HyperPodInstanceGroup:
-        if self.min_count is not None and self.min_count > self.count:
-            raise _KeyError("minCount", f"{self.min_count} is above count ({self.count})")
-        return self
-
-
-class FsxLustre(_Model):
-    """An FSx for Lustre file system in the cluster's subnet, mounted by the lifecycle scripts."""
-
-    storage_capacity_gb: int = Field(default=1200, ge=1200, le=1200 * 1000)
-    deployment_type: Literal["PERSISTENT_2", "PERSISTENT_1", "SCRATCH_2"] = "PERSISTENT_2"
-    # MB/s per TiB of storage, persistent types only (default: 250 for PERSISTENT_2, 200 for 1).
-    throughput_per_tib: int | None = None
-    mount_path: str = "/fsx"
-
-    @field_validator("storage_capacity_gb")
-    @classmethod
-    def _capacity(cls, gb: int) -> int:
-        if gb % 1200:
-            raise ValueError(f"{gb} is not a multiple of 1200 GB")
-        return gb
-
-    @field_validator("mount_path")
-    @classmethod
-    def _mount_path(cls, path: str) -> str:
-        if not re.match(r"^/[A-Za-z0-9_./-]*$", path) or ".." in path or path == "/":
-            raise ValueError(f"{path!r} is not an absolute mount path")
-        return path
-
-    @model_validator(mode="after")
-    def _throughput_offered(self) -> FsxLustre:
-        if self.deployment_type == "SCRATCH_2":
-            if self.throughput_per_tib is not None:
-                raise _KeyError("throughputPerTib", "is not set for SCRATCH_2 file systems")
-            return self
-        allowed = sorted(
-            t for kind, t in FSX_LUSTRE_GB_MONTH_USD if kind == self.deployment_type and t
-        )
-        if self.throughput not in allowed:
-            raise _KeyError(
-                "throughputPerTib",
-                f"{self.throughput_per_tib} is not offered for {self.deployment_type} "
-                f"(one of {', '.join(map(str, allowed))})",
-            )
-        return self
-
-    @property
-    def throughput(self) -> int | None:
-        if self.deployment_type == "SCRATCH_2":
-            return None
-        default = 250 if self.deployment_type == "PERSISTENT_2" else 200
-        return self.throughput_per_tib or default
-
-
-class TieredStorage(_Model):
-    """SageMaker managed tiered checkpointing: part of each node's memory holds checkpoints."""
-
-    enabled: bool = True
-    memory_percent: int = Field(default=20, ge=20, le=100)
-
-
-class ChartSource(_Model):
-    """Where a chart that no public repository offers is published (by the operator)."""
-
-    chart: NonEmpty  # a chart name in `repo`, or an oci:// reference
-    version: NonEmpty
-    repo: str | None = None
-
-    @model_validator(mode="after")
-    def _where(self) -> ChartSource:
-        if self.repo is None and not self.chart.startswith("oci://"):
-            raise _KeyError("repo", "is required unless chart is an oci:// reference")
-        if self.repo is not None and not self.repo.startswith("https://"):
-            raise _KeyError("repo", f"{self.repo!r} is not an https:// chart repository")
-        return self
-
-
-class HyperPodClusterConfig(_Model):
-    """A SageMaker HyperPod cluster on the shared network, orchestrated by EKS or Slurm."""
-
-    name: str
-    orchestrator: Literal["eks", "slurm"] = "eks"
-    # EKS orchestration: the cluster the nodes join.
-    eks_cluster_arn: str | None = None
-    instance_groups: tuple[HyperPodInstanceGroup, ...] = Field(min_length=1, max_length=20)
-    node_recovery: Literal["Automatic", "None"] = "Automatic"
-    # EKS only: provision nodes as capacity appears instead of failing the whole group.
-    continuous_provisioning: bool = True
-    subnet_index: int = Field(default=0, ge=0)
-    fsx: FsxLustre | None = None
-    tiered_storage: TieredStorage | None = None
-    # HTTPS to the internet through the stack's NAT (package mirrors, Hugging Face); off: the
-    # nodes reach only the VPC endpoints and S3.
-    internet_egress: bool = False
-    # EKS prerequisites this stack installs on the EKS cluster (components/hyperpod_eks.py).
-    cert_manager: bool = True
-    training_operator: bool = True
-    dependencies_chart: ChartSource | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        if not _HYPERPOD_NAME.match(name) or len(name) > 40:
-            raise ValueError(
-                f"{name!r} is not a cluster name (letters, digits, hyphens, at most 40)"
-            )
-        return name
-
-    @field_validator("eks_cluster_arn")
-    @classmethod
-    def _arn(cls, arn: str | None) -> str | None:
-        if arn is not None and not _EKS_CLUSTER_ARN.match(arn):
-            raise ValueError(f"{arn!r} is not an EKS cluster ARN")
-        return arn
-
-    @model_validator(mode="after")
-    def _orchestration(self) -> HyperPodClusterConfig:
-        names = [g.name for g in self.instance_groups]
-        for index, group in enumerate(self.instance_groups):
-            if names.index(group.name) != index:
-                raise _KeyError(f"instanceGroups[{index}].name", f"{group.name!r} is used twice")
-        if self.orchestrator == "slurm":
-            self._check_slurm()
-        else:
-            self._check_eks()
-        return self
-
-    def _check_slurm(self) -> None:
-        if self.eks_cluster_arn is not None:
-            raise _KeyError("eksClusterArn", "is only for orchestrator eks")
-        if self.dependencies_chart is not None:
-            raise _KeyError("dependenciesChart", "is only for orchestrator eks")
-        if self.tiered_storage is not None:
-            raise _KeyError(
-                "tieredStorage",
-                "managed tiered checkpointing needs orchestrator eks (HyperPod offers it only "
-                "on EKS-orchestrated clusters)",
-            )
-        controllers = [g for g in self.instance_groups if g.slurm_role == "controller"]
-        if len(controllers) != 1:
-            raise _KeyError(
-                "instanceGroups",
-                f"a Slurm cluster needs exactly one group with slurmRole controller, "
-                f"found {len(controllers)}",
-            )
-        for index, group in enumerate(self.instance_groups):
-            if group.slurm_role == "controller" and group.count != 1:
-                raise _KeyError(
-                    f"instanceGroups[{index}].count", "the Slurm controller group has one node"
-                )
-            if group.labels or group.taints:
-                key = "labels" if group.labels else "taints"
-                raise _KeyError(f"instanceGroups[{index}].{key}", "are for orchestrator eks only")
-            if group.partition is not None and group.slurm_role != "compute":
-                raise _KeyError(f"instanceGroups[{index}].partition", "is for compute groups only")
-        if len([g for g in self.instance_groups if g.slurm_role == "login"]) > 1:
-            raise _KeyError("instanceGroups", "a Slurm cluster has at most one login group")
-        if not any(g.slurm_role == "compute" for g in self.instance_groups):
-            raise _KeyError("instanceGroups", "a Slurm cluster needs at least one compute group")
-
-    def _check_eks(self) -> None:
-        for index, group in enumerate(self.instance_groups):
-            if group.slurm_role != "compute" or group.partition is not None:
-                key = "slurmRole" if group.slurm_role != "compute" else "partition"
-                raise _KeyError(f"instanceGroups[{index}].{key}", "is for orchestrator slurm only")
-
-    @property
-    def joins_stack_cluster(self) -> bool:
-        """EKS orchestration on the stack's own GpuEksCluster (no ARN of another cluster)."""
-        return self.orchestrator == "eks" and self.eks_cluster_arn is None
-
-    @property
-    def slurm_groups(self) -> dict[str, list[HyperPodInstanceGroup]]:
-        """Instance groups by Slurm role."""
-        roles: dict[str, list[HyperPodInstanceGroup]] = {
-            "controller": [],
-            "login": [],
-            "compute": [],
-        }
-        for group in self.instance_groups:
-            roles[group.slurm_role].append(group)
-        return roles
 
 
 def _check_labels(labels: dict[str, str]) -> dict[str, str]:
@@ -724,7 +451,7 @@ class StackConfig(SharedInfraSettings):
     """Give each notebook its own role that writes only under users/<notebook>/."""
     notebooks: Sequence[NotebookSettings] = ()
     """SageMaker notebook instances on the shared network."""
-    hyperpod_clusters: tuple[HyperPodClusterConfig, ...] = ()
+    hyperpod_clusters: Sequence[HyperPodClusterSettings] = ()
     """SageMaker HyperPod clusters."""
     eks: EksConfig | None = None
     """GPU Kubernetes (GpuEksCluster); none when absent."""
@@ -757,6 +484,13 @@ class StackConfig(SharedInfraSettings):
         clusters = [cluster.name for cluster in self.hyperpod_clusters]
         for index, cluster in enumerate(self.hyperpod_clusters):
             key = f"hyperpodClusters[{index}]"
+            if len(cluster.name) > HYPERPOD_STACK_NAME_MAX:
+                # The stack names the cluster mlplatform-<stack>-<name>; HyperPod allows 63.
+                raise _KeyError(
+                    f"{key}.name",
+                    f"{cluster.name!r} is not a cluster name (letters, digits, hyphens, at most "
+                    f"{HYPERPOD_STACK_NAME_MAX})",
+                )
             if clusters.index(cluster.name) != index:
                 raise _KeyError(f"{key}.name", f"{cluster.name!r} is used twice")
             if cluster.subnet_index >= self.private_subnet_count:
@@ -870,7 +604,7 @@ class StackConfig(SharedInfraSettings):
                     f"{wanted} is more than the {capacity} {job.instance_type} nodes of {where}",
                 )
 
-    def hyperpod_cluster_of(self, job: TrainingJobConfig, key: str = "") -> HyperPodClusterConfig:
+    def hyperpod_cluster_of(self, job: TrainingJobConfig, key: str = "") -> HyperPodClusterSettings:
         """The HyperPod cluster whose nodes run a `hyperpod` job: one that joins the stack's
         EKS cluster, the cluster the job is deployed through."""
         on_stack = [c for c in self.hyperpod_clusters if c.joins_stack_cluster]

@@ -30,13 +30,10 @@ from mlplatform.components.eks import (
     NodeGroupArgs,
 )
 from mlplatform.components.hyperpod import (
-    FsxLustreArgs,
     HyperPodCluster,
     HyperPodClusterArgs,
-    InstanceGroupArgs,
-    Taint,
+    HyperPodClusterSettings,
 )
-from mlplatform.components.hyperpod_eks import ChartSource, EksPrerequisites
 from mlplatform.components.images import DOCKER_DIR, REPO_ROOT, ContainerImage, ContainerImageArgs
 from mlplatform.components.notebook import (
     NotebookInstance,
@@ -52,7 +49,7 @@ from mlplatform.components.training_job import (
     training_image_tag,
 )
 from mlplatform.components.training_manifests import JobSettings
-from mlplatform.config import PROJECT, ArcConfig, EksConfig, HyperPodClusterConfig, StackConfig
+from mlplatform.config import PROJECT, ArcConfig, EksConfig, StackConfig
 
 
 def default_tags(config: StackConfig, stack: str) -> dict[str, str]:
@@ -100,13 +97,9 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         else None
     )
 
-    # EKS-orchestrated HyperPod clusters join the stack's GpuEksCluster unless given another
-    # cluster's ARN.
     hyperpods = {
-        hp.name: HyperPodCluster(
-            f"{prefix}-{hp.name}",
-            hyperpod_args(hp, shared, protect_data=config.protect_data, eks_cluster=cluster),
-            opts=opts,
+        hp.name: hyperpod_cluster(
+            f"{prefix}-{hp.name}", hp, shared, config.protect_data, cluster, opts
         )
         for hp in config.hyperpod_clusters
     }
@@ -341,65 +334,54 @@ def arc_args(
     )
 
 
-def hyperpod_args(
-    config: HyperPodClusterConfig,
+def hyperpod_cluster(
+    name: str,
+    settings: HyperPodClusterSettings,
     shared: SharedInfra,
-    *,
     protect_data: bool,
-    eks_cluster: GpuEksCluster | None = None,
-) -> HyperPodClusterArgs:
-    """Validated HyperPod config -> the component's Args."""
-    fsx = config.fsx
-    tiered = config.tiered_storage
-    # The stack's cluster ARN is computed, not read from the cluster: wait for it explicitly.
-    stack_cluster = eks_cluster if config.joins_stack_cluster else None
-    return HyperPodClusterArgs(
-        shared=shared,
-        orchestrator=config.orchestrator,
-        eks_cluster_arn=stack_cluster.cluster_arn if stack_cluster else config.eks_cluster_arn,
-        eks_security_group_id=stack_cluster.node_security_group_id if stack_cluster else None,
-        depends_on=[stack_cluster] if stack_cluster else [],
-        instance_groups=[
-            InstanceGroupArgs(
-                name=g.name,
-                instance_type=g.instance_type,
-                count=g.count,
-                min_count=g.min_count,
-                threads_per_core=g.threads_per_core,
-                ebs_volume_size_gb=g.ebs_volume_size_gb,
-                deep_health_checks=g.deep_health_checks,
-                slurm_role=g.slurm_role,
-                partition=g.partition,
-                labels=g.labels,
-                taints=[Taint(t.key, t.value, t.effect) for t in g.taints],
-                training_plan_arn=g.training_plan_arn,
-            )
-            for g in config.instance_groups
-        ],
-        subnet_index=config.subnet_index,
-        node_recovery=config.node_recovery,
-        continuous_provisioning=config.continuous_provisioning,
-        fsx=(
-            FsxLustreArgs(
-                storage_capacity_gb=fsx.storage_capacity_gb,
-                deployment_type=fsx.deployment_type,
-                throughput_per_tib=fsx.throughput,
-                mount_path=fsx.mount_path,
-            )
-            if fsx
-            else None
-        ),
-        tiered_storage_memory_percent=tiered.memory_percent if tiered and tiered.enabled else None,
-        internet_egress=config.internet_egress,
-        protect_data=protect_data,
-        eks_prerequisites=EksPrerequisites(
-            cert_manager=config.cert_manager,
-            training_operator=config.training_operator,
-            dependencies_chart=(
-                ChartSource(**chart.model_dump()) if (chart := config.dependencies_chart) else None
+    eks_cluster: GpuEksCluster | None,
+    opts: pulumi.ResourceOptions,
+) -> HyperPodCluster:
+    """One HyperPod cluster named `name` on the shared network. EKS-orchestrated clusters join
+    the stack's GpuEksCluster unless their settings give another cluster's ARN."""
+    on_stack = eks_cluster if settings.joins_stack_cluster else None
+    if on_stack is not None:
+        # The stack's cluster ARN is computed, not read from the cluster: wait for it explicitly.
+        # Its provider installs the dependencies chart.
+        opts = pulumi.ResourceOptions.merge(
+            opts,
+            pulumi.ResourceOptions(
+                providers={"kubernetes": on_stack.provider}, depends_on=[on_stack]
             ),
-            k8s_provider=stack_cluster.provider if stack_cluster else None,
-        ),
+        )
+    return HyperPodCluster(
+        name, hyperpod_args(name, settings, shared, protect_data, on_stack), opts=opts
+    )
+
+
+def hyperpod_args(
+    name: str,
+    settings: HyperPodClusterSettings,
+    shared: SharedInfra,
+    protect_data: bool,
+    on_stack: GpuEksCluster | None = None,
+) -> HyperPodClusterArgs:
+    """A cluster's settings plus the shared network, bucket and key (and the stack's EKS cluster
+    when the nodes join it)."""
+    wired = {**settings_of(settings), "name": name}
+    if on_stack is not None:
+        wired["eks_cluster_arn"] = on_stack.cluster_arn
+    return HyperPodClusterArgs(
+        **wired,
+        vpc_id=shared.vpc_id,
+        vpc_cidr=shared.vpc_cidr,
+        subnet_ids=shared.private_subnet_ids,
+        s3_prefix_list_id=shared.s3_prefix_list_id,
+        kms_key_arn=shared.kms_key_arn,
+        models_bucket_name=shared.models_bucket.bucket_name,
+        models_bucket_arn=shared.models_bucket.arn,
+        eks_security_group_id=on_stack.node_security_group_id if on_stack else None,
+        protect_data=protect_data,
     )
 
 

@@ -4,14 +4,25 @@ role, FSx, cost, and the config errors that stop a bad cluster before anything i
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from pulumi.provider.experimental.analyzer import Analyzer
 
 from mlplatform.components import hyperpod
-from mlplatform.components.hyperpod import HyperPodCluster, HyperPodClusterArgs
-from mlplatform.components.shared_infra import SharedInfra, SharedInfraArgs
+from mlplatform.components.hyperpod import (
+    FsxLustreArgs,
+    HyperPodCluster,
+    HyperPodClusterArgs,
+    InstanceGroupArgs,
+    NodeRecovery,
+    TaintArgs,
+    TieredStorageArgs,
+)
+from mlplatform.components.hyperpod_eks import ChartSource
+from mlplatform.components.schema import ArgsError, parse
 from mlplatform.config import ConfigError, parse_stack_config
 from mlplatform.guardrails import evaluate
 from mlplatform.plan import guardrail_view, render_text
@@ -757,6 +768,43 @@ INVALID = [
         },
         f"{KEY}.instanceGroups[0].instanceTyp: is not a known key (did you mean 'instanceType'?)",
     ),
+    (
+        eks_config(name="a" * 41),
+        f"{KEY}.name: '{'a' * 41}' is not a cluster name (letters, digits, hyphens, at most 40)",
+    ),
+    (
+        eks_config(name="train_1"),
+        f"{KEY}.name: 'train_1' is not a HyperPod name (letters, digits, hyphens, at most 63)",
+    ),
+    (
+        eks_config(instanceGroups=[group(taints=[{"key": "a", "effect": "Never"}])]),
+        f"{KEY}.instanceGroups[0].taints[0].effect: 'Never' is not one of 'NoSchedule', "
+        "'PreferNoSchedule' or 'NoExecute'",
+    ),
+    (
+        eks_config(instanceGroups=[group(threadsPerCore=3)]),
+        f"{KEY}.instanceGroups[0].threadsPerCore: 3 is out of range (must be <= 2)",
+    ),
+    (
+        eks_config(nodeRecovery="Manual"),
+        f"{KEY}.nodeRecovery: 'Manual' is not one of 'Automatic' or 'None'",
+    ),
+    (
+        eks_config(fsx={"deploymentType": "SCRATCH_2", "throughputPerTib": 200}),
+        f"{KEY}.fsx.throughputPerTib: is not set for SCRATCH_2 file systems",
+    ),
+    (
+        eks_config(fsx={"deploymentType": "PERSISTENT_1", "throughputPerTib": 250}),
+        f"{KEY}.fsx.throughputPerTib: 250 is not offered for PERSISTENT_1 (one of 50, 100, 200)",
+    ),
+    (
+        {
+            "name": "a",
+            "instanceGroups": [group()],
+            "dependenciesChart": {"chart": "x", "version": "1"},
+        },
+        f"{KEY}.dependenciesChart.repo: is required unless chart is an oci:// reference",
+    ),
 ]
 
 
@@ -814,26 +862,349 @@ def test_invalid_cluster_config_is_one_line_naming_the_key(
     assert str(caught.value) == f"Pulumi.prod.yaml: {message}"
 
 
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"orchestrator": "eks"}, "orchestrator eks needs eks_cluster_arn"),
-        (
-            {"orchestrator": "slurm", "tiered_storage_memory_percent": 20},
-            "managed tiered checkpointing needs orchestrator eks",
+# --- the component from Python and from other languages ---------------------------------------------
+
+KMS_ARN = "arn:aws:kms:us-east-1:123456789012:key/0123"
+# What a program wires in from its network, bucket and key (SharedInfra's, or anyone's).
+WIRED = {
+    "vpc_id": "vpc-0123456789abcdef0",
+    "vpc_cidr": "10.0.0.0/16",
+    "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+    "s3_prefix_list_id": "pl-63a5400a",
+    "kms_key_arn": KMS_ARN,
+    "models_bucket_name": "models",
+    "models_bucket_arn": "arn:aws:s3:::models",
+}
+
+
+def gpu_group(**fields: Any) -> InstanceGroupArgs:
+    return InstanceGroupArgs(
+        **{"name": "gpu", "instance_type": "ml.p5.48xlarge", "count": 2, **fields}
+    )
+
+
+def slurm_groups() -> list[InstanceGroupArgs]:
+    return [
+        gpu_group(name="head", instance_type="ml.m5.xlarge", count=1, slurm_role="controller"),
+        gpu_group(),
+    ]
+
+
+def cluster_args(**fields: Any) -> HyperPodClusterArgs:
+    """Valid Args of an EKS cluster by ARN with one GPU group, plus `fields`."""
+    settings: dict[str, Any] = {
+        "name": "c",
+        "eks_cluster_arn": EKS_ARN,
+        "instance_groups": [gpu_group()],
+        **WIRED,
+    }
+    return HyperPodClusterArgs(**{**settings, **fields})
+
+
+def args_error(build_args: Callable[[], object]) -> str:
+    with pytest.raises(ArgsError) as caught:
+        build_args()
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+FAMILIES = "c5, g5, g6e, m5, p4d, p4de, p5, p5e, p5en, t3, trn1, trn1n"
+INVALID_ARGS: list[tuple[Callable[[], object], str]] = [
+    (
+        lambda: cluster_args(
+            orchestrator="slurm",
+            eks_cluster_arn=None,
+            instance_groups=[
+                *slurm_groups(),
+                gpu_group(name="head2", count=1, slurm_role="controller"),
+            ],
         ),
-    ],
+        "HyperPodClusterArgs.instance_groups: a Slurm cluster needs exactly one group with "
+        "slurmRole controller, found 2",
+    ),
+    (lambda: gpu_group(min_count=3), "InstanceGroupArgs.min_count: 3 is above count (2)"),
+    (
+        lambda: cluster_args(
+            instance_groups=[
+                {"name": "g", "instanceType": "ml.p5.48xlarge", "count": 2, "minCount": 3}
+            ]
+        ),
+        "HyperPodClusterArgs.instance_groups[0].min_count: 3 is above count (2)",
+    ),
+    (
+        lambda: gpu_group(instance_type="ml.x9.large"),
+        "InstanceGroupArgs.instance_type: 'ml.x9.large' is not a HyperPod instance type: "
+        f"unknown instance family 'x9' (known: {FAMILIES})",
+    ),
+    (
+        lambda: gpu_group(instance_type="p5.48xlarge"),
+        "InstanceGroupArgs.instance_type: 'p5.48xlarge' is not a HyperPod instance type: "
+        f"unknown instance family 'p5.48xlarge' (known: {FAMILIES})",
+    ),
+    (
+        lambda: TaintArgs(key="dedicated", effect="NoSchedul"),
+        "TaintArgs.effect: 'NoSchedul' is not one of 'NoSchedule', 'PreferNoSchedule' or "
+        "'NoExecute'",
+    ),
+    (
+        lambda: gpu_group(taints=[{"key": "dedicated", "effect": "Never"}]),
+        "InstanceGroupArgs.taints[0].effect: 'Never' is not one of 'NoSchedule', "
+        "'PreferNoSchedule' or 'NoExecute'",
+    ),
+    (
+        lambda: cluster_args(
+            orchestrator="slurm",
+            eks_cluster_arn=None,
+            instance_groups=slurm_groups(),
+            tiered_storage=TieredStorageArgs(memory_percent=20),
+        ),
+        "HyperPodClusterArgs.tiered_storage: managed tiered checkpointing needs orchestrator eks "
+        "(HyperPod offers it only on EKS-orchestrated clusters)",
+    ),
+    (
+        lambda: cluster_args(eks_cluster_arn=None),
+        "HyperPodClusterArgs.eks_cluster_arn: is required with orchestrator eks: the EKS cluster "
+        "the nodes join",
+    ),
+    (
+        lambda: cluster_args(eks_cluster_arn="arn:aws:eks:us-east-1:1:cluster/x"),
+        "HyperPodClusterArgs.eks_cluster_arn: 'arn:aws:eks:us-east-1:1:cluster/x' is not an EKS "
+        "cluster ARN",
+    ),
+    (
+        lambda: cluster_args(subnet_index=2),
+        "HyperPodClusterArgs.subnet_index: 2 is out of range: subnet_ids lists 2",
+    ),
+    (
+        lambda: gpu_group(threads_per_core=4),
+        "InstanceGroupArgs.threads_per_core: 4 is out of range (must be <= 2)",
+    ),
+    (
+        lambda: gpu_group(deep_health_checks=["InstanceStress", "InstanceStress"]),
+        "InstanceGroupArgs.deep_health_checks: lists a health check twice",
+    ),
+    (
+        lambda: FsxLustreArgs(deployment_type="PERSISTENT_1", throughput_per_tib=250),
+        "FsxLustreArgs.throughput_per_tib: 250 is not offered for PERSISTENT_1 (one of 50, 100, 200)",
+    ),
+    (
+        lambda: cluster_args(node_recovery="none"),
+        "HyperPodClusterArgs.node_recovery: 'none' is not one of 'Automatic' or 'None'",
+    ),
+    (
+        lambda: cluster_args(instance_groups=[]),
+        "HyperPodClusterArgs.instance_groups: must list at least 1",
+    ),
+    (
+        lambda: ChartSource(chart="hyperpod", version="0.1.0"),
+        "ChartSource.repo: is required unless chart is an oci:// reference",
+    ),
+    (
+        lambda: cluster_args(vpcid="vpc-1"),
+        "HyperPodClusterArgs.vpcid: is not a known key (did you mean 'vpc_id'?)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("build_args", "message"), INVALID_ARGS)
+def test_bad_args_from_python_are_one_line_naming_the_argument(
+    build_args: Callable[[], object], message: str
+) -> None:
+    assert args_error(build_args) == message
+
+
+def test_the_none_node_recovery_is_the_string_none() -> None:
+    assert cluster_args(node_recovery="None").node_recovery == NodeRecovery.NONE
+    assert str(NodeRecovery.NONE) == "None"
+
+
+@pytest.mark.parametrize(
+    ("deployment_type", "throughput"),
+    [("PERSISTENT_2", 250), ("PERSISTENT_1", 200), ("SCRATCH_2", None)],
 )
-def test_component_refuses_what_config_refuses(changes: dict[str, Any], message: str) -> None:
-    """Other stacks use the component without our config: it checks the same combinations."""
+def test_fsx_throughput_defaults_to_its_deployment_types(
+    deployment_type: str, throughput: int | None
+) -> None:
+    fsx = FsxLustreArgs(deployment_type=deployment_type)
+    assert fsx.throughput_per_tib is None
+    assert fsx.throughput == throughput
 
-    def program() -> None:
-        shared = SharedInfra("s", SharedInfraArgs(region="us-east-1"))
-        groups = [hyperpod.InstanceGroupArgs("g", "ml.p5.48xlarge", 1)]
-        HyperPodCluster("c", HyperPodClusterArgs(shared=shared, instance_groups=groups, **changes))
 
-    with pytest.raises(ValueError, match=message):
-        run_program(program, project="p", stack="s", config={"aws:region": "us-east-1"})
+def test_persistent_1_file_system_gets_its_own_default_throughput() -> None:
+    run = build_cluster({**EKS_CLUSTER, "fsx": {"deploymentType": "PERSISTENT_1"}})
+    (fsx,) = run.of_type(LUSTRE)
+    assert fsx.inputs["perUnitStorageThroughput"] == 200
+
+
+def mapping_program(args: Any) -> ProgramRun:
+    def program() -> dict[str, Any]:
+        cluster = HyperPodCluster("c", args)
+        return {"uri": cluster.lifecycle_script_uri, "prerequisites": cluster.prerequisites}
+
+    return run_program(program, project="p", stack="s", config={"aws:region": "us-east-1"})
+
+
+CAMEL_ARGS = {
+    "name": "c",
+    "eksClusterArn": EKS_ARN,
+    "instanceGroups": [
+        {
+            "name": "p5",
+            "instanceType": "ml.p5.48xlarge",
+            "count": 2,
+            "taints": [{"key": "dedicated", "value": "ml", "effect": "NoExecute"}],
+        }
+    ],
+    "fsx": {"deploymentType": "SCRATCH_2"},
+    "vpcId": WIRED["vpc_id"],
+    "vpcCidr": WIRED["vpc_cidr"],
+    "subnetIds": WIRED["subnet_ids"],
+    "s3PrefixListId": WIRED["s3_prefix_list_id"],
+    "kmsKeyArn": KMS_ARN,
+    "modelsBucketName": "models",
+    "modelsBucketArn": "arn:aws:s3:::models",
+}
+
+
+def test_component_accepts_a_camel_case_mapping() -> None:
+    """Another language's program hands the component a mapping with the schema's keys."""
+    run = mapping_program(CAMEL_ARGS)
+    inputs = cluster_inputs(run)
+    assert inputs["clusterName"] == "c"
+    assert inputs["orchestrator"] == {"eks": {"clusterArn": EKS_ARN}}
+    assert inputs["vpcConfig"]["subnets"] == ["subnet-0123456789abcdef0"]
+    (group,) = inputs["instanceGroups"]
+    assert (group["instanceType"], group["instanceCount"]) == ("ml.p5.48xlarge", 2)
+    assert group["kubernetesConfig"]["taints"] == [
+        {"key": "dedicated", "value": "ml", "effect": "NoExecute"},
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"},
+    ]
+    (fsx,) = run.of_type(LUSTRE)
+    assert fsx.inputs["deploymentType"] == "SCRATCH_2"
+    assert {o.inputs["bucket"] for o in run.of_type(OBJECT)} == {"models"}
+    assert run.outputs["uri"].startswith("s3://models/code/hyperpod/c/")
+    assert set(run.outputs["prerequisites"]) == {
+        "dependencies-chart",
+        "cert-manager",
+        "training-operator",
+    }
+
+
+def test_a_bad_mapping_is_one_line_naming_the_key() -> None:
+    bad = {**CAMEL_ARGS, "instanceGroups": [{**CAMEL_ARGS["instanceGroups"][0], "count": -1}]}
+    assert args_error(lambda: parse(HyperPodClusterArgs, bad)) == (
+        "HyperPodClusterArgs.instance_groups[0].count: -1 is out of range (must be >= 0)"
+    )
+
+
+def test_dependencies_chart_needs_a_kubernetes_provider_in_the_options() -> None:
+    chart = {"chart": "oci://example.com/charts/hyperpod", "version": "0.1.0"}
+    with pytest.raises(ArgsError) as caught:
+        mapping_program({**CAMEL_ARGS, "dependenciesChart": chart})
+    assert str(caught.value) == (
+        "HyperPodClusterArgs.dependencies_chart: needs a Kubernetes provider for the EKS cluster "
+        '(opts=ResourceOptions(providers={"kubernetes": ...}))'
+    )
+
+
+def test_slurm_settings_reject_eks_only_wiring() -> None:
+    assert (
+        args_error(
+            lambda: cluster_args(
+                orchestrator="slurm",
+                eks_cluster_arn=None,
+                instance_groups=slurm_groups(),
+                eks_security_group_id="sg-0123",
+            )
+        )
+        == "HyperPodClusterArgs.eks_security_group_id: is only for orchestrator eks"
+    )
+
+
+def test_the_analyzer_infers_the_components_schema() -> None:
+    """Other Pulumi languages get the component through this schema: its inputs are the stack
+    file's keys plus the wired IDs, its outputs the attributes the stack exports."""
+    result = Analyzer("mlplatform").analyze([HyperPodCluster])
+    component = result["component_definitions"]["HyperPodCluster"]
+    assert list(component.inputs) == [
+        "name",
+        "orchestrator",
+        "eksClusterArn",
+        "instanceGroups",
+        "nodeRecovery",
+        "continuousProvisioning",
+        "subnetIndex",
+        "fsx",
+        "tieredStorage",
+        "internetEgress",
+        "certManager",
+        "trainingOperator",
+        "dependenciesChart",
+        "vpcId",
+        "vpcCidr",
+        "subnetIds",
+        "s3PrefixListId",
+        "kmsKeyArn",
+        "modelsBucketName",
+        "modelsBucketArn",
+        "eksSecurityGroupId",
+        "protectData",
+    ]
+    required = {k for k, v in component.inputs.items() if not v.optional}
+    assert required == {
+        "name",
+        "instanceGroups",
+        "vpcId",
+        "vpcCidr",
+        "subnetIds",
+        "s3PrefixListId",
+        "kmsKeyArn",
+        "modelsBucketName",
+        "modelsBucketArn",
+    }
+    # Values other components compute arrive as Outputs; settings are plain.
+    assert component.inputs["eksClusterArn"].plain is None
+    assert component.inputs["vpcId"].plain is None
+    assert component.inputs["name"].plain is True
+    assert set(component.outputs) == {
+        "clusterArn",
+        "clusterName",
+        "executionRoleArn",
+        "securityGroupId",
+        "lifecycleScriptUri",
+        "fsxId",
+        "fsxDnsName",
+        "fsxMountName",
+        "prerequisites",
+    }
+    assert all(output.description for output in component.outputs.values())
+    types = result["type_definitions"]
+    enums = {name: [e.value for e in t.enum or []] for name, t in types.items() if t.enum}
+    assert enums == {
+        "Orchestrator": ["eks", "slurm"],
+        "NodeRecovery": ["Automatic", "None"],
+        "SlurmRole": ["controller", "login", "compute"],
+        "DeepHealthCheck": ["InstanceStress", "InstanceConnectivity"],
+        "TaintEffect": ["NoSchedule", "PreferNoSchedule", "NoExecute"],
+        "FsxDeploymentType": ["PERSISTENT_2", "PERSISTENT_1", "SCRATCH_2"],
+    }
+    assert set(types["InstanceGroupArgs"].properties) == {
+        "name",
+        "instanceType",
+        "count",
+        "minCount",
+        "threadsPerCore",
+        "ebsVolumeSizeGb",
+        "deepHealthChecks",
+        "slurmRole",
+        "partition",
+        "labels",
+        "taints",
+        "trainingPlanArn",
+    }
+    assert types["InstanceGroupArgs"].properties["instanceType"].description
+    assert set(types["ChartSource"].properties) == {"chart", "version", "repo"}
 
 
 # --- the real production stack -------------------------------------------------------------------

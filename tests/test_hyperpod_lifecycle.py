@@ -18,9 +18,9 @@ from mlplatform.components import hyperpod
 from mlplatform.components.hyperpod import InstanceGroupArgs
 
 GROUPS = [
-    InstanceGroupArgs("head", "ml.m5.xlarge", 1, slurm_role="controller"),
-    InstanceGroupArgs("entry", "ml.m5.xlarge", 1, slurm_role="login"),
-    InstanceGroupArgs("p5", "ml.p5.48xlarge", 2, partition="gpu"),
+    InstanceGroupArgs(name="head", instance_type="ml.m5.xlarge", count=1, slurm_role="controller"),
+    InstanceGroupArgs(name="entry", instance_type="ml.m5.xlarge", count=1, slurm_role="login"),
+    InstanceGroupArgs(name="p5", instance_type="ml.p5.48xlarge", count=2, partition="gpu"),
 ]
 IPS = {"head": ["10.1.0.10"], "entry": ["10.1.0.20"], "p5": ["10.1.0.30", "10.1.0.31"]}
 FSX = {"fsx_dns_name": "fs-0123.fsx.us-east-1.amazonaws.com", "fsx_mountname": "abcdefgh"}
