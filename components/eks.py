@@ -628,11 +628,6 @@ class GpuEksCluster(pulumi.ComponentResource):
         """Every managed node group by name (`system` and the GPU groups), to wait for."""
         return dict(self._node_groups)
 
-    @property
-    def gpu_node_groups(self) -> Sequence[GpuNodeGroup]:
-        """The GPU node groups' settings."""
-        return tuple(self._args.gpu_node_groups)
-
     def _values(self, chart_dir: str, computed: Mapping[str, Any]) -> dict[str, Any]:
         return layered_values(
             chart_dir, self._args.values_stack, computed, root=self._args.helm_values_dir

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pulumi
 import pytest
 from pulumi.provider.experimental.analyzer import Analyzer
 
@@ -760,7 +761,10 @@ def test_cluster_accepts_a_camel_case_mapping_as_args() -> None:
             "direct",
             {  # type: ignore[arg-type]
                 "vpcId": "vpc-0123456789abcdef0",
-                "subnetIds": ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"],
+                # not plain in the schema: another language may pass an Output
+                "subnetIds": pulumi.Output.from_input(
+                    ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"]
+                ),
                 "region": "eu-west-1",
                 "kubernetesVersion": "1.33",
                 "clusterAutoscaler": False,
@@ -785,7 +789,11 @@ def test_cluster_accepts_a_camel_case_mapping_as_args() -> None:
     assert registration.inputs["version"] == "1.33"
     train = direct.named("direct-train", NODE_GROUP).inputs
     assert train["capacityType"] == "SPOT"
-    assert train["subnetIds"] == ["subnet-0bbbbbbbbbbbbbbbb"]
+    assert train["subnetIds"] == ["subnet-0bbbbbbbbbbbbbbbb"]  # the EFA group's one subnet
+    assert registration.inputs["privateSubnetIds"] == [
+        "subnet-0aaaaaaaaaaaaaaaa",
+        "subnet-0bbbbbbbbbbbbbbbb",
+    ]
     assert train["labels"]["vpc.amazonaws.com/efa.present"] == "true"
     assert direct.named("direct-system", NODE_GROUP).inputs["instanceTypes"] == ["t3.large"]
     assert {r.name for r in direct.of_type(RELEASE)} == {
