@@ -77,10 +77,13 @@ def layered_values(
     values_dir: str,
     stack: str,
     computed: Mapping[str, Any] | None = None,
-    root: Path = HELM_VALUES_DIR,
+    root: str | Path = "",
 ) -> dict[str, Any]:
-    """`values.yaml` <- `values-<stack>.yaml` <- `computed`, for `root/values_dir`."""
-    directory = root / values_dir
+    """`values.yaml` <- `values-<stack>.yaml` <- `computed`, for `root/values_dir`.
+
+    `root` "" (the components' default) means the values shipped with the package.
+    """
+    directory = (Path(root) if root else HELM_VALUES_DIR) / values_dir
     base = directory / "values.yaml"
     if not base.is_file():
         raise FileNotFoundError(f"{base}: missing base values file")

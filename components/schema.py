@@ -181,7 +181,8 @@ def _key_parts(key: str) -> list[str | int]:
 def _is_wrapper(part: Any) -> bool:
     """Location parts pydantic adds for validators and union members, not keys."""
     return isinstance(part, str) and (
-        part.startswith(("function-", "is-instance[")) or part in ("str", "list[str]")
+        part.startswith(("function-", "is-instance[", "json-or-python["))
+        or part in ("str", "list[str]")
     )
 
 

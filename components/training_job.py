@@ -43,7 +43,9 @@ def training_image_tag() -> str:
 class KubernetesCluster(Protocol):
     """What a job needs of the cluster it runs on (GpuEksCluster has all of it)."""
 
-    provider: k8s.Provider
+    @property
+    def provider(self) -> k8s.Provider: ...
+
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
 

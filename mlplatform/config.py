@@ -12,7 +12,6 @@ Components never read `pulumi.Config`; the stack builder hands them Args built f
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -32,12 +31,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from mlplatform.components.arc_runners import ArcRunnersSettings, check_runner_placement
 from mlplatform.components.catalog import (
-    EC2_INSTANCE_HOURLY_USD,
-    EKS_KUBERNETES_VERSIONS,
-    efa_interfaces,
     gpus_per_instance,
 )
+from mlplatform.components.eks import DNS_LABEL as _DNS_LABEL
+from mlplatform.components.eks import GpuEksClusterSettings, GpuNodeGroup
 from mlplatform.components.hyperpod import HYPERPOD_EKS_ENDPOINTS, HyperPodClusterSettings
 from mlplatform.components.notebook import NotebookSettings
 from mlplatform.components.schema import SettingError as _KeyError
@@ -47,15 +46,6 @@ from mlplatform.mocks import SECRET_MASK
 from mlplatform.training.recipes import load_recipe, recipe_names
 
 PROJECT = "mlplatform"
-
-
-_IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
-# EKS node group names: DNS-label-like.
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
 
 
 # Longest HyperPod cluster name a stack file may give: the program prefixes it with the project
@@ -78,280 +68,12 @@ class _Model(BaseModel):
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
-def _check_labels(labels: dict[str, str]) -> dict[str, str]:
-    for key, value in labels.items():
-        if not _LABEL_KEY.match(key):
-            raise ValueError(f"{key!r} is not a Kubernetes label key")
-        if not isinstance(value, str) or not _LABEL_VALUE.match(value):
-            raise ValueError(f"{value!r} is not a Kubernetes label value (label {key})")
-    return labels
+@schema
+class ArcConfig(ArcRunnersSettings):
+    """The stack's `arc` section: ArcRunners' settings, and whether the stack builds the images."""
 
-
-class SystemNodeGroupConfig(_Model):
-    """The small CPU node group that runs cluster add-ons, controllers and CPU workloads."""
-
-    instance_type: str = "m6i.large"
-    min_size: int = Field(default=2, ge=1, le=100)
-    desired_size: int | None = None
-    max_size: int = Field(default=3, ge=1, le=100)
-    disk_size_gb: int = Field(default=50, ge=20, le=16384)
-
-    @field_validator("instance_type")
-    @classmethod
-    def _instance_type(cls, instance_type: str) -> str:
-        if instance_type not in EC2_INSTANCE_HOURLY_USD or gpus_per_instance(instance_type):
-            raise ValueError(f"{instance_type!r} is not a CPU instance type of the catalog")
-        return instance_type
-
-    @model_validator(mode="after")
-    def _sizes(self) -> SystemNodeGroupConfig:
-        _check_sizes(self.min_size, self.desired_size, self.max_size)
-        return self
-
-
-class GpuNodeGroupConfig(_Model):
-    """One GPU node group: tainted nvidia.com/gpu NoSchedule, NVIDIA AMI, optionally EFA."""
-
-    name: str
-    instance_types: tuple[str, ...]
-    min_size: int = Field(default=0, ge=0, le=1000)
-    desired_size: int | None = None
-    max_size: int = Field(default=1, ge=0, le=1000)
-    capacity_type: Literal["onDemand", "spot"] = "onDemand"
-    disk_size_gb: int = Field(default=200, ge=20, le=16384)
-    labels: dict[str, str] = Field(default_factory=dict)
-    efa: bool = False
-    # EFA groups live in one subnet (one AZ, one cluster placement group): this one.
-    subnet_index: int = Field(default=0, ge=0)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        if not _DNS_LABEL.match(name):
-            raise ValueError(
-                f"{name!r} is not a node group name "
-                "(lowercase letters, digits and hyphens, at most 40)"
-            )
-        return name
-
-    @field_validator("instance_types")
-    @classmethod
-    def _instance_types(cls, types: tuple[str, ...]) -> tuple[str, ...]:
-        if not types:
-            raise ValueError("must list at least one instance type")
-        for instance_type in types:
-            if instance_type not in EC2_INSTANCE_HOURLY_USD or not gpus_per_instance(instance_type):
-                raise ValueError(f"{instance_type!r} is not a GPU instance type of the catalog")
-        if len({gpus_per_instance(t) for t in types}) != 1:
-            raise ValueError("instance types of one group must have the same number of GPUs")
-        return types
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        return _check_labels(labels)
-
-    @model_validator(mode="after")
-    def _combinations(self) -> GpuNodeGroupConfig:
-        _check_sizes(self.min_size, self.desired_size, self.max_size)
-        if self.efa:
-            for instance_type in self.instance_types:
-                if not efa_interfaces(instance_type):
-                    raise _KeyError(
-                        "efa", f"{instance_type!r} does not support EFA (instanceTypes)"
-                    )
-            if len({efa_interfaces(t) for t in self.instance_types}) != 1:
-                raise _KeyError("efa", "instance types of an EFA group need the same EFA count")
-        return self
-
-    @property
-    def gpus_per_node(self) -> int:
-        return gpus_per_instance(self.instance_types[0])
-
-
-def _check_sizes(min_size: int, desired_size: int | None, max_size: int) -> None:
-    if max_size < min_size:
-        raise _KeyError("maxSize", f"{max_size} is below minSize {min_size}")
-    if desired_size is not None and not min_size <= desired_size <= max_size:
-        raise _KeyError("desiredSize", f"{desired_size} is outside minSize..maxSize")
-
-
-# The retention periods CloudWatch Logs accepts.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
-LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
-ALL_LOG_TYPES: tuple[LogType, ...] = (
-    "api",
-    "audit",
-    "authenticator",
-    "controllerManager",
-    "scheduler",
-)
-
-
-class EksConfig(_Model):
-    """A GPU EKS cluster on the stack's network (GpuEksCluster)."""
-
-    kubernetes_version: str = "1.34"
-    # IAM roles/users granted cluster admin through EKS access entries.
-    admins: tuple[str, ...] = ()
-    # The API endpoint is private; a public one is opt-in and needs CIDRs (never 0.0.0.0/0).
-    public_endpoint: bool = False
-    public_access_cidrs: tuple[str, ...] = ()
-    log_types: tuple[LogType, ...] = ALL_LOG_TYPES
-    log_retention_days: int = Field(default=90, ge=1, le=3653)
-    deletion_protection: bool = False
-    cluster_autoscaler: bool = True
-    # IMDSv2 response hop limit of the nodes: 1 keeps pods off the node role's credentials.
-    imds_hop_limit: int = Field(default=1, ge=1, le=3)
-    system_node_group: SystemNodeGroupConfig = Field(default_factory=SystemNodeGroupConfig)
-    gpu_node_groups: tuple[GpuNodeGroupConfig, ...] = ()
-
-    @field_validator("kubernetes_version", mode="before")
-    @classmethod
-    def _version(cls, version: Any) -> Any:
-        if isinstance(version, float):
-            version = f"{version:.2f}"  # unquoted in YAML, 1.30 is the float 1.3
-        if version not in EKS_KUBERNETES_VERSIONS:
-            raise ValueError(
-                f"{version!r} is not a supported EKS version (one of "
-                f"{', '.join(EKS_KUBERNETES_VERSIONS)})"
-            )
-        return version
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, days: int) -> int:
-        if days not in LOG_RETENTION_DAYS:
-            raise ValueError(f"{days} is not a CloudWatch Logs retention period")
-        return days
-
-    @field_validator("admins")
-    @classmethod
-    def _admins(cls, arns: tuple[str, ...]) -> tuple[str, ...]:
-        for arn in arns:
-            if not _IAM_PRINCIPAL_ARN.match(arn):
-                raise ValueError(f"{arn!r} is not an IAM role or user ARN")
-        if len(set(arns)) != len(arns):
-            raise ValueError("lists an admin twice")
-        return arns
-
-    @field_validator("public_access_cidrs")
-    @classmethod
-    def _cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
-        for cidr in cidrs:
-            try:
-                network = ipaddress.ip_network(cidr)
-            except ValueError:
-                raise ValueError(f"{cidr!r} is not a CIDR block") from None
-            if network.prefixlen == 0:
-                raise ValueError(f"{cidr!r} opens the API to the whole internet")
-        return cidrs
-
-    @model_validator(mode="after")
-    def _combinations(self) -> EksConfig:
-        if self.public_endpoint and not self.public_access_cidrs:
-            raise _KeyError("publicAccessCidrs", "is required when publicEndpoint is true")
-        if self.public_access_cidrs and not self.public_endpoint:
-            raise _KeyError("publicAccessCidrs", "is set but publicEndpoint is false")
-        names = [group.name for group in self.gpu_node_groups]
-        for index, group in enumerate(self.gpu_node_groups):
-            if names.index(group.name) != index or group.name == "system":
-                raise _KeyError(f"gpuNodeGroups[{index}].name", f"{group.name!r} is used twice")
-        return self
-
-
-_GITHUB_CONFIG_URL = re.compile(
-    r"^https://(github\.com|[a-z0-9.-]+)/[A-Za-z0-9][A-Za-z0-9-]{0,38}(/[A-Za-z0-9._-]{1,100})?$"
-)
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
-
-
-class RunnerClassConfig(_Model):
-    """One ARC runner scale set; its name is the `runs-on` label workflows use."""
-
-    name: str
-    gpu: bool = False
-    # The GPU node group the runners run on (default: the first GPU group).
-    node_group: str | None = None
-    gpus: int = Field(default=1, ge=1, le=8)
-    min_runners: int = Field(default=0, ge=0, le=100)
-    max_runners: int = Field(default=4, ge=1, le=100)
-    cpu: str = "2"
-    memory: str = "8Gi"
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        if not _DNS_LABEL.match(name):
-            raise ValueError(
-                f"{name!r} is not a runner class name "
-                "(lowercase letters, digits and hyphens, at most 40)"
-            )
-        return name
-
-    @field_validator("cpu", "memory")
-    @classmethod
-    def _quantity(cls, quantity: str) -> str:
-        if not _QUANTITY.match(quantity):
-            raise ValueError(f"{quantity!r} is not a Kubernetes quantity")
-        return quantity
-
-    @model_validator(mode="after")
-    def _combinations(self) -> RunnerClassConfig:
-        if self.max_runners < self.min_runners:
-            raise _KeyError("maxRunners", f"{self.max_runners} is below minRunners")
-        if not self.gpu and self.node_group is not None:
-            raise _KeyError("nodeGroup", "is for GPU runner classes (gpu: true)")
-        return self
-
-
-DEFAULT_RUNNER_CLASSES = (
-    RunnerClassConfig(name="cpu"),
-    RunnerClassConfig(name="gpu", gpu=True, cpu="4", memory="16Gi"),
-)
-
-
-class ArcConfig(_Model):
-    """GitHub Actions Runner Controller on the stack's EKS cluster (ArcRunners)."""
-
-    # The organization or repository the runners register with.
-    github_config_url: str
-    # GitHub App (app ID and installation ID here, private key in the secret config key
-    # githubAppPrivateKey), or a token (secret config key githubToken) as the fallback.
-    auth: Literal["app", "token"] = "app"
-    github_app_id: int | None = Field(default=None, ge=1)
-    github_app_installation_id: int | None = Field(default=None, ge=1)
-    runner_group: str = "default"
-    runner_classes: tuple[RunnerClassConfig, ...] = DEFAULT_RUNNER_CLASSES
-    # Build the runner images (docker/runner-*) into ECR with Pulumi; off: the official image.
     build_images: bool = True
-
-    @field_validator("github_config_url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        if not _GITHUB_CONFIG_URL.match(url):
-            raise ValueError(
-                f"{url!r} is not a GitHub organization or repository URL "
-                "(https://github.com/<org>[/<repo>])"
-            )
-        return url
-
-    @model_validator(mode="after")
-    def _combinations(self) -> ArcConfig:
-        if self.auth == "app":
-            for key, value in (
-                ("githubAppId", self.github_app_id),
-                ("githubAppInstallationId", self.github_app_installation_id),
-            ):
-                if value is None:
-                    raise _KeyError(key, "is required with auth app")
-        names = [runner.name for runner in self.runner_classes]
-        if not names:
-            raise _KeyError("runnerClasses", "must list at least one runner class")
-        for index, runner in enumerate(self.runner_classes):
-            if names.index(runner.name) != index:
-                raise _KeyError(f"runnerClasses[{index}].name", f"{runner.name!r} is used twice")
-        return self
+    """Build the runner images (docker/runner-*) into ECR with Pulumi; false: the official one."""
 
 
 class TrainingJobConfig(_Model):
@@ -453,7 +175,7 @@ class StackConfig(SharedInfraSettings):
     """SageMaker notebook instances on the shared network."""
     hyperpod_clusters: Sequence[HyperPodClusterSettings] = ()
     """SageMaker HyperPod clusters."""
-    eks: EksConfig | None = None
+    eks: GpuEksClusterSettings | None = None
     """GPU Kubernetes (GpuEksCluster); none when absent."""
     training_jobs: tuple[TrainingJobConfig, ...] = ()
     """Training jobs deployed onto the stack's EKS cluster."""
@@ -553,16 +275,13 @@ class StackConfig(SharedInfraSettings):
                 "(pulumi config set --secret mlplatform:githubToken)",
             )
         groups = [group.name for group in self.eks.gpu_node_groups]
+        try:
+            check_runner_placement(arc.runner_classes, groups, "eks.gpuNodeGroups")
+        except _KeyError as error:
+            raise _KeyError(f"arc.{error.key}", str(error)) from None
         for index, runner in enumerate(arc.runner_classes):
             if not runner.gpu:
                 continue
-            key = f"arc.runnerClasses[{index}].nodeGroup"
-            if not groups:
-                raise _KeyError(
-                    key, "a GPU runner class needs a GPU node group (eks.gpuNodeGroups)"
-                )
-            if runner.node_group is not None and runner.node_group not in groups:
-                raise _KeyError(key, f"{runner.node_group!r} is not a GPU node group")
             group = self.eks.gpu_node_groups[groups.index(runner.node_group or groups[0])]
             if runner.gpus > group.gpus_per_node:
                 raise _KeyError(
@@ -625,7 +344,7 @@ class StackConfig(SharedInfraSettings):
             "(orchestrator eks, no eksClusterArn)",
         )
 
-    def node_groups_of(self, job: TrainingJobConfig) -> list[GpuNodeGroupConfig]:
+    def node_groups_of(self, job: TrainingJobConfig) -> list[GpuNodeGroup]:
         """The EKS GPU node groups that can run an `eks` job (its instance type)."""
         groups = self.eks.gpu_node_groups if self.eks else ()
         return [g for g in groups if job.instance_type in g.instance_types]

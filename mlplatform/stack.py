@@ -7,28 +7,22 @@ description of what a stack contains.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_aws_native as aws_native
 import pulumi_kubernetes as k8s
+from pydantic import SecretStr
 
 from mlplatform.components.arc_runners import (
-    OFFICIAL_RUNNER_IMAGE,
     RUNNER_VERSION,
     ArcRunners,
     ArcRunnersArgs,
-    GitHubAppAuth,
-    GitHubTokenAuth,
-    RunnerClassArgs,
+    GitHubAuth,
 )
-from mlplatform.components.eks import (
-    NODE_GROUP_LABEL,
-    GpuEksCluster,
-    GpuEksClusterArgs,
-    NodeGroupArgs,
-)
+from mlplatform.components.eks import GpuEksCluster, GpuEksClusterArgs, GpuEksClusterSettings
 from mlplatform.components.hyperpod import (
     HyperPodCluster,
     HyperPodClusterArgs,
@@ -49,7 +43,7 @@ from mlplatform.components.training_job import (
     training_image_tag,
 )
 from mlplatform.components.training_manifests import JobSettings
-from mlplatform.config import PROJECT, ArcConfig, EksConfig, StackConfig
+from mlplatform.config import PROJECT, ArcConfig, StackConfig
 
 
 def default_tags(config: StackConfig, stack: str) -> dict[str, str]:
@@ -152,10 +146,15 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
             for name, job in training_jobs.items()
         }
     if config.arc is not None and cluster is not None:
+        # The runners install through the cluster's provider, once its system group is up.
+        on_cluster = pulumi.ResourceOptions(
+            providers={"kubernetes": cluster.provider},
+            depends_on=[cluster.node_groups[cluster.system_node_group_name]],
+        )
         runners = ArcRunners(
             f"{prefix}-arc",
             arc_args(config, config.arc, cluster, shared, prefix, stack, opts),
-            opts=opts,
+            opts=pulumi.ResourceOptions.merge(opts, on_cluster),
         )
         outputs["runnerScaleSets"] = list(runners.scale_sets)
     return outputs
@@ -286,52 +285,32 @@ def arc_args(
     stack: str,
     opts: pulumi.ResourceOptions,
 ) -> ArcRunnersArgs:
-    """The runners' Args: scale sets from the runner classes, credentials from secrets."""
-    auth: GitHubAppAuth | GitHubTokenAuth
-    if arc.auth == "app":
-        assert arc.github_app_id and arc.github_app_installation_id  # validated in config
-        assert config.github_app_private_key is not None
-        auth = GitHubAppAuth(
-            app_id=arc.github_app_id,
-            installation_id=arc.github_app_installation_id,
-            private_key=pulumi.Output.secret(config.github_app_private_key.get_secret_value()),
-        )
-    else:
-        assert config.github_token is not None
-        auth = GitHubTokenAuth(pulumi.Output.secret(config.github_token.get_secret_value()))
-    images = (
-        runner_images(prefix, shared, force_delete=not config.protect_data, opts=opts)
-        if arc.build_images
-        else {}
-    )
-    system = cluster.system_node_group_name
-    gpu_groups = [group.name for group in cluster.gpu_node_groups]
-    classes = []
-    for runner in arc.runner_classes:
-        group = (runner.node_group or gpu_groups[0]) if runner.gpu else system
-        image = images.get("gpu" if runner.gpu else "cpu")
-        classes.append(
-            RunnerClassArgs(
-                name=runner.name,
-                image=image.image_ref if image else OFFICIAL_RUNNER_IMAGE,
-                min_runners=runner.min_runners,
-                max_runners=runner.max_runners,
-                cpu=runner.cpu,
-                memory=runner.memory,
-                node_selector={NODE_GROUP_LABEL: group},
-                gpus=runner.gpus if runner.gpu else 0,
-            )
-        )
+    """The runners' Args: the arc section, credentials from secrets, the cluster's node groups."""
+    settings = settings_of(arc)
+    del settings["build_images"]  # the stack's business (runner_images), not the component's
+    if arc.build_images:
+        # Classes without an image of their own run the images this stack builds.
+        images = runner_images(prefix, shared, force_delete=not config.protect_data, opts=opts)
+        settings["runner_classes"] = [
+            runner
+            if runner.image is not None
+            else replace(runner, image=images["gpu" if runner.gpu else "cpu"].image_ref)
+            for runner in arc.runner_classes
+        ]
+    app = arc.auth == GitHubAuth.APP
     return ArcRunnersArgs(
-        provider=cluster.provider,
-        github_config_url=arc.github_config_url,
-        auth=auth,
-        runner_classes=classes,
-        runner_group=arc.runner_group,
-        controller_node_selector={NODE_GROUP_LABEL: system},
-        depends_on=[cluster.node_groups[system]],
+        **settings,
+        github_app_private_key=_secret(config.github_app_private_key) if app else None,
+        github_token=None if app else _secret(config.github_token),
+        system_node_group=cluster.system_node_group_name,
+        gpu_node_groups=cluster.gpu_node_group_names,
         values_stack=stack,
     )
+
+
+def _secret(value: SecretStr | None) -> pulumi.Output[str] | None:
+    """A secret config value as a Pulumi secret, never a plain string."""
+    return None if value is None else pulumi.Output.secret(value.get_secret_value())
 
 
 def hyperpod_cluster(
@@ -386,48 +365,15 @@ def hyperpod_args(
 
 
 def eks_args(
-    eks: EksConfig, shared: SharedInfra, region: str, stack: str, *, protect: bool
+    eks: GpuEksClusterSettings, shared: SharedInfra, region: str, stack: str, *, protect: bool
 ) -> GpuEksClusterArgs:
-    """The cluster's Args from its config block, on the stack's shared network."""
-    system = eks.system_node_group
+    """The cluster's Args: its config section, on the stack's shared network."""
     return GpuEksClusterArgs(
+        **settings_of(eks),
         vpc_id=shared.vpc_id,
         subnet_ids=shared.private_subnet_ids,
-        region=region,
         vpc_cidr=shared.vpc_cidr,
-        kubernetes_version=eks.kubernetes_version,
-        admin_arns=eks.admins,
-        public_endpoint=eks.public_endpoint,
-        public_access_cidrs=eks.public_access_cidrs,
-        log_types=eks.log_types,
-        log_retention_days=eks.log_retention_days,
-        deletion_protection=eks.deletion_protection,
+        region=region,
         protect=protect,
-        system_node_group=NodeGroupArgs(
-            name="system",
-            instance_types=[system.instance_type],
-            min_size=system.min_size,
-            desired_size=system.desired_size,
-            max_size=system.max_size,
-            disk_size_gb=system.disk_size_gb,
-            gpu=False,
-        ),
-        gpu_node_groups=[
-            NodeGroupArgs(
-                name=group.name,
-                instance_types=group.instance_types,
-                min_size=group.min_size,
-                desired_size=group.desired_size,
-                max_size=group.max_size,
-                capacity_type="SPOT" if group.capacity_type == "spot" else "ON_DEMAND",
-                disk_size_gb=group.disk_size_gb,
-                labels=group.labels,
-                efa=group.efa,
-                subnet_index=group.subnet_index,
-            )
-            for group in eks.gpu_node_groups
-        ],
-        cluster_autoscaler=eks.cluster_autoscaler,
-        imds_hop_limit=eks.imds_hop_limit,
         values_stack=stack,
     )

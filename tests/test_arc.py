@@ -10,17 +10,30 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import pulumi
+import pulumi_kubernetes as k8s
 import pytest
 
-from mlplatform.components.arc_runners import HOOK_SCRIPTS, OFFICIAL_RUNNER_IMAGE, RUNNER_VERSION
+from mlplatform.components.arc_runners import (
+    DEFAULT_RUNNER_CLASSES,
+    HOOK_SCRIPTS,
+    OFFICIAL_RUNNER_IMAGE,
+    RUNNER_VERSION,
+    ArcRunners,
+    ArcRunnersArgs,
+    GitHubAuth,
+    RunnerClass,
+    runner_pod_spec,
+)
 from mlplatform.components.helm import CHARTS
 from mlplatform.components.images import CACHE_TAG, content_digest, source_tag
+from mlplatform.components.schema import ArgsError
 from mlplatform.components.training_manifests import check_job_structure, pod_templates
 from mlplatform.config import ConfigError, parse_stack_config
 from mlplatform.manifests import kubernetes_version, render, write
 from mlplatform.mocks import unwrap_secret
 from mlplatform.plan import plan_document
-from mlplatform.program import ProgramRun
+from mlplatform.program import ProgramRun, run_program
 from tests.conftest import MINIMAL, ROOT, build
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -615,6 +628,19 @@ def test_render_cli_writes_yaml_files(tmp_path: Path, staging: ProgramRun) -> No
             {"mlplatform:arc": {**ARC, "runnerClasses": [{"name": "c"}, {"name": "c"}]}},
             "mlplatform:arc.runnerClasses[1].name: 'c' is used twice",
         ),
+        (
+            {"mlplatform:arc": {**ARC, "auth": "token"}, "mlplatform:githubToken": "ghp_x"},
+            "mlplatform:arc.githubAppId: is only for auth app",
+        ),
+        (
+            {"mlplatform:arc": {**ARC, "runnerClasses": [{"name": "c", "gpus": 0}]}},
+            "mlplatform:arc.runnerClasses[0].gpus: 0 is out of range (must be >= 1)",
+        ),
+        (
+            {"mlplatform:arc": {**ARC, "githubToken": "ghp_x"}},
+            # a secret is a top-level key (pulumi config set --secret mlplatform:githubToken)
+            "mlplatform:arc.githubToken: is not a known key (did you mean 'githubConfigUrl'?)",
+        ),
     ],
 )
 def test_arc_config_mistakes_name_the_key(overrides: dict[str, Any], message: str) -> None:
@@ -644,3 +670,180 @@ def test_stack_files_keep_the_app_key_encrypted() -> None:
         config = parse_stack_config(raw, f"Pulumi.{stack}.yaml")
         assert config.github_app_private_key is not None
         assert config.github_app_private_key.get_secret_value() == "[secret]"
+
+
+# --- the component's Args, from Python ------------------------------------------------------------
+
+APP: dict[str, Any] = {
+    "github_config_url": "https://github.com/example-org",
+    "github_app_id": 42,
+    "github_app_installation_id": 4242,
+    "github_app_private_key": PRIVATE_KEY,
+    "gpu_node_groups": ["gpu"],
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "message"),
+    [
+        (
+            ArcRunnersArgs,
+            {**APP, "github_app_private_key": None},
+            "ArcRunnersArgs.github_app_private_key: is required with auth app",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "github_app_id": None},
+            "ArcRunnersArgs.github_app_id: is required with auth app",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "auth": "token"},
+            "ArcRunnersArgs.github_app_id: is only for auth app",
+        ),
+        (
+            ArcRunnersArgs,
+            {"github_config_url": "https://github.com/x", "auth": "token"},
+            "ArcRunnersArgs.github_token: is required with auth token",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "github_token": "ghp_x"},
+            "ArcRunnersArgs.github_token: is only for auth token",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "auth": "oauth"},
+            "ArcRunnersArgs.auth: 'oauth' is not one of 'app' or 'token'",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "gpu_node_groups": []},  # the default classes include a GPU class
+            "ArcRunnersArgs.runner_classes[1].node_group: a GPU runner class needs a GPU node "
+            "group (gpu_node_groups)",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "runner_classes": [{"name": "g", "gpu": True, "nodeGroup": "nope"}]},
+            "ArcRunnersArgs.runner_classes[0].node_group: 'nope' is not a GPU node group",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "runner_classes": []},
+            "ArcRunnersArgs.runner_classes: must list at least one runner class",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "runner_classes": "cpu"},
+            "ArcRunnersArgs.runner_classes: expected a list, got 'cpu'",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "runners_namespace": "arc-systems"},
+            "ArcRunnersArgs.runners_namespace: must differ from controllerNamespace",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "github_config_url": "github.com/x"},
+            "ArcRunnersArgs.github_config_url: 'github.com/x' is not a GitHub organization or "
+            "repository URL (https://github.com/<org>[/<repo>])",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "provider": None},  # a provider arrives through opts
+            "ArcRunnersArgs.provider: is not a known key",
+        ),
+        (
+            ArcRunnersArgs,
+            {**APP, "values_stack": "../x"},
+            "ArcRunnersArgs.values_stack: '../x' does not match ^[A-Za-z0-9_.-]*$",
+        ),
+        (
+            RunnerClass,
+            {"name": "c", "node_group": "gpu"},
+            "RunnerClass.node_group: is for GPU runner classes (gpu: true)",
+        ),
+        (
+            RunnerClass,
+            {"name": "g", "gpu": True, "gpus": 0},
+            "RunnerClass.gpus: 0 is out of range (must be >= 1)",
+        ),
+        (
+            RunnerClass,
+            {"name": "c", "min_runners": 3, "max_runners": 2},
+            "RunnerClass.max_runners: 2 is below minRunners",
+        ),
+        (
+            RunnerClass,
+            {"name": "c", "memory": "lots"},
+            "RunnerClass.memory: 'lots' is not a Kubernetes quantity",
+        ),
+    ],
+)
+def test_bad_args_from_python_are_one_line_naming_the_argument(
+    cls: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ArgsError) as caught:
+        cls(**kwargs)
+    assert str(caught.value) == message  # one line, and no secret in it
+
+
+def test_secrets_stay_out_of_the_args_repr() -> None:
+    args = ArcRunnersArgs(**APP)
+    assert args.auth is GitHubAuth.APP
+    assert "PRIVATE KEY" not in repr(args)
+
+
+def test_a_gpu_class_requests_one_gpu_unless_told_and_a_cpu_class_none() -> None:
+    gpu = RunnerClass(name="g", gpu=True)
+    assert gpu.gpus == 1
+    assert runner_pod_spec(gpu, "gpu")["containers"][0]["resources"]["limits"] == {
+        "memory": "8Gi",
+        "nvidia.com/gpu": 1,
+    }
+    cpu = runner_pod_spec(RunnerClass(name="c"), "system")
+    assert cpu["containers"][0]["resources"]["limits"] == {"memory": "8Gi"}
+    assert not any(e["name"] == "EXPECTED_GPUS" for e in cpu["containers"][0]["env"])
+    assert cpu["nodeSelector"] == {"mlplatform.io/node-group": "system"}
+    assert [(c.name, c.gpu) for c in DEFAULT_RUNNER_CLASSES] == [("cpu", False), ("gpu", True)]
+
+
+def test_runners_accept_a_camel_case_mapping_and_take_the_cluster_from_opts() -> None:
+    """What another Pulumi language hands the component; provider and ordering via opts."""
+
+    def program() -> dict[str, Any]:
+        provider = k8s.Provider("cluster", kubeconfig="{}")
+        ready = k8s.core.v1.Namespace("ready", opts=pulumi.ResourceOptions(provider=provider))
+        runners = ArcRunners(
+            "direct",
+            {  # type: ignore[arg-type]
+                "githubConfigUrl": "https://github.com/example-org/repo",
+                "auth": "token",
+                "githubToken": "ghp_exampletoken",
+                "systemNodeGroup": "core",
+                "gpuNodeGroups": ["a100"],
+                "runnerClasses": [{"name": "cpu"}, {"name": "gpu", "gpu": True, "gpus": 2}],
+            },
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=[ready]),
+        )
+        return {"scaleSets": runners.scale_sets}
+
+    direct = run_program(program, project="consumer", stack="dev", config={})
+    (provider,) = direct.of_type("pulumi:providers:kubernetes")
+    (component,) = direct.of_type("mlplatform:index:ArcRunners")
+    children = [r for r in direct.resources if r.parent == component.urn]
+    # namespaces, secret, config map, network policy, controller, scale sets
+    assert len(children) == 2 + 3 + 1 + 2
+    assert all(r.provider == f"{provider.urn}::{provider.id}" for r in children)
+    ready = direct.named("ready")
+    for release_name in ("controller", "cpu", "gpu"):
+        assert ready.urn in direct.named(f"direct-{release_name}", RELEASE).depends_on
+    controller = direct.named("direct-controller", RELEASE).inputs["values"]
+    assert controller["nodeSelector"] == {"mlplatform.io/node-group": "core"}
+    gpu = direct.named("direct-gpu", RELEASE).inputs["values"]["template"]["spec"]
+    assert gpu["nodeSelector"] == {"mlplatform.io/node-group": "a100"}
+    assert gpu["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert gpu["containers"][0]["image"] == OFFICIAL_RUNNER_IMAGE
+    secret = direct.named("direct-github-config", "kubernetes:core/v1:Secret")
+    assert unwrap_secret(secret.inputs["stringData"]) == {"github_token": "ghp_exampletoken"}
+    assert direct.outputs["scaleSets"] == ["cpu", "gpu"]

@@ -5,16 +5,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pulumi
 import pytest
+from pulumi.provider.experimental.analyzer import Analyzer
 
+from mlplatform.components.arc_runners import ArcRunners
 from mlplatform.components.catalog import EFA_INTERFACES_PER_INSTANCE
+from mlplatform.components.eks import (
+    CapacityType,
+    GpuEksCluster,
+    GpuEksClusterArgs,
+    GpuNodeGroup,
+    SystemNodeGroup,
+)
 from mlplatform.components.helm import CHARTS
+from mlplatform.components.schema import ArgsError, parse
 from mlplatform.config import ConfigError, parse_stack_config
 from mlplatform.guardrails import Resource, evaluate
 from mlplatform.mocks import SECRET_MASK
 from mlplatform.plan import guardrail_view, plan_document
 from mlplatform.pricing import estimate
-from mlplatform.program import ProgramRun
+from mlplatform.program import ProgramRun, run_program
 from tests.conftest import MINIMAL, build, policy_statements
 
 CLUSTER = "eks:index:Cluster"
@@ -513,6 +524,24 @@ GROUP = {"name": "g", "instanceTypes": ["g5.xlarge"]}
             {"gpuNodeGroups": [{**GROUP, "taints": []}]},
             "mlplatform:eks.gpuNodeGroups[0].taints: is not a known key",
         ),
+        (
+            {"admins": ADMIN},
+            f"mlplatform:eks.admins: expected a list, got {ADMIN!r}",
+        ),
+        (
+            {"logTypes": ["api", "api"]},
+            "mlplatform:eks.logTypes: lists a log type twice",
+        ),
+        (
+            {"gpuNodeGroups": [{**GROUP, "capacityType": "SPOT"}]},
+            "mlplatform:eks.gpuNodeGroups[0].capacityType: 'SPOT' is not one of 'onDemand' or "
+            "'spot'",
+        ),
+        (
+            {"systemNodeGroup": {"instanceTypes": ["m6i.large"]}},
+            "mlplatform:eks.systemNodeGroup.instanceTypes: is not a known key "
+            "(did you mean 'instanceType'?)",
+        ),
     ],
 )
 def test_eks_config_mistakes_name_the_key(eks: dict[str, Any], message: str) -> None:
@@ -521,6 +550,339 @@ def test_eks_config_mistakes_name_the_key(eks: dict[str, Any], message: str) -> 
     assert str(caught.value) == f"Pulumi.staging.yaml: {message}"
 
 
+def test_every_cloudwatch_retention_period_is_accepted() -> None:
+    for days in (1, 731, 3653):
+        config = parse_stack_config({**MINIMAL, "mlplatform:eks": {"logRetentionDays": days}}, "f")
+        assert config.eks is not None and config.eks.log_retention_days == days
+
+
 def test_unquoted_yaml_version_is_read_as_written() -> None:
     config = parse_stack_config({**MINIMAL, "mlplatform:eks": {"kubernetesVersion": 1.31}}, "f")
     assert config.eks is not None and config.eks.kubernetes_version == "1.31"
+
+
+# --- the component's Args, from Python ------------------------------------------------------------
+
+WIRED: dict[str, Any] = {
+    "vpc_id": "vpc-0123456789abcdef0",
+    "subnet_ids": ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"],
+    "region": "us-east-1",
+}
+G5 = {"name": "g", "instance_types": ["g5.xlarge"]}
+
+
+def args_error(cls: Any, **kwargs: Any) -> str:
+    """The ArgsError message of constructing `cls(**kwargs)`, checked to be one line."""
+    with pytest.raises(ArgsError) as caught:
+        cls(**kwargs)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "message"),
+    [
+        (
+            GpuEksClusterArgs,
+            {**WIRED, "admins": ADMIN},  # a string, not a list: once 43 access entries
+            f"GpuEksClusterArgs.admins: expected a list, got {ADMIN!r}",
+        ),
+        (
+            GpuEksClusterArgs,
+            {**WIRED, "region": "eu-west-9"},
+            "GpuEksClusterArgs.region: 'eu-west-9' is not an AWS region",
+        ),
+        (
+            GpuEksClusterArgs,
+            {**WIRED, "subnet_ids": "subnet-0aaaaaaaaaaaaaaaa"},
+            "GpuEksClusterArgs.subnet_ids: expected a list, got 'subnet-0aaaaaaaaaaaaaaaa'",
+        ),
+        (
+            GpuEksClusterArgs,
+            {**WIRED, "log_retention_days": 10},
+            "GpuEksClusterArgs.log_retention_days: 10 is not a CloudWatch Logs retention period",
+        ),
+        (
+            GpuEksClusterArgs,
+            {**WIRED, "log_types": ["api", "kubelet"]},
+            "GpuEksClusterArgs.log_types[1]: 'kubelet' is not one of 'api', 'audit', "
+            "'authenticator', 'controllerManager' or 'scheduler'",
+        ),
+        (
+            GpuEksClusterArgs,
+            {**WIRED, "kubernetes_version": "1.20"},
+            "GpuEksClusterArgs.kubernetes_version: '1.20' is not a supported EKS version "
+            "(one of 1.31, 1.32, 1.33, 1.34, 1.35)",
+        ),
+        (
+            GpuEksClusterArgs,
+            {**WIRED, "public_endpoint": True},
+            "GpuEksClusterArgs.public_access_cidrs: is required when publicEndpoint is true",
+        ),
+        (
+            GpuEksClusterArgs,
+            {**WIRED, "imds_hop_limit": 0},
+            "GpuEksClusterArgs.imds_hop_limit: 0 is out of range (must be >= 1)",
+        ),
+        (
+            GpuEksClusterArgs,
+            {
+                **WIRED,
+                "gpu_node_groups": [
+                    {"name": "p4", "instanceTypes": ["p4d.24xlarge"], "efa": True, "subnetIndex": 2}
+                ],
+            },
+            "GpuEksClusterArgs.gpu_node_groups[0].subnet_index: 2 is out of range: subnet_ids "
+            "lists 2 subnets",
+        ),
+        (
+            GpuEksClusterArgs,
+            {**WIRED, "gpu_node_groups": [{**G5, "name": "system"}]},
+            "GpuEksClusterArgs.gpu_node_groups[0].name: 'system' is used twice",
+        ),
+        (
+            GpuEksClusterArgs,
+            {**WIRED, "gpu_node_groups": [{**G5, "instanceTypes": ["m5.large"]}]},
+            "GpuEksClusterArgs.gpu_node_groups[0].instance_types: 'm5.large' is not a GPU "
+            "instance type of the catalog",
+        ),
+        (
+            GpuEksClusterArgs,
+            {k: v for k, v in WIRED.items() if k != "vpc_id"},
+            "GpuEksClusterArgs.vpc_id: is required",
+        ),
+        (
+            GpuNodeGroup,
+            {**G5, "capacity_type": "SPOTT"},
+            "GpuNodeGroup.capacity_type: 'SPOTT' is not one of 'onDemand' or 'spot'",
+        ),
+        (
+            GpuNodeGroup,
+            {**G5, "capacity_type": "SPOT"},  # EKS's spelling is the component's business
+            "GpuNodeGroup.capacity_type: 'SPOT' is not one of 'onDemand' or 'spot'",
+        ),
+        (
+            GpuNodeGroup,
+            {**G5, "min_size": 3, "max_size": 1},
+            "GpuNodeGroup.max_size: 1 is below minSize 3",
+        ),
+        (
+            GpuNodeGroup,
+            {**G5, "max_size": 2, "desired_size": 3},
+            "GpuNodeGroup.desired_size: 3 is outside minSize..maxSize",
+        ),
+        (
+            GpuNodeGroup,
+            {**G5, "instance_types": ["m5.large"]},
+            "GpuNodeGroup.instance_types: 'm5.large' is not a GPU instance type of the catalog",
+        ),
+        (
+            GpuNodeGroup,
+            {**G5, "efa": True},
+            "GpuNodeGroup.efa: 'g5.xlarge' does not support EFA (instanceTypes)",
+        ),
+        (
+            GpuNodeGroup,
+            {**G5, "instance_types": []},
+            "GpuNodeGroup.instance_types: must list at least one instance type",
+        ),
+        (
+            GpuNodeGroup,
+            {**G5, "labels": {"team": "a b"}},
+            "GpuNodeGroup.labels: 'a b' is not a Kubernetes label value (label team)",
+        ),
+        (
+            GpuNodeGroup,
+            {**G5, "name": "GPU"},
+            "GpuNodeGroup.name: 'GPU' is not a node group name (lowercase letters, digits and "
+            "hyphens, at most 40)",
+        ),
+        (
+            GpuNodeGroup,
+            {**G5, "taints": []},
+            "GpuNodeGroup.taints: is not a known key",
+        ),
+        (
+            SystemNodeGroup,
+            {"instance_type": "g5.xlarge"},
+            "SystemNodeGroup.instance_type: 'g5.xlarge' is not a CPU instance type of the catalog",
+        ),
+        (
+            SystemNodeGroup,
+            {"min_size": 0},
+            "SystemNodeGroup.min_size: 0 is out of range (must be >= 1)",
+        ),
+    ],
+)
+def test_bad_args_from_python_are_one_line_naming_the_argument(
+    cls: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    assert args_error(cls, **kwargs) == message
+
+
+def test_capacity_type_takes_the_stack_files_spelling_and_maps_it_for_eks(run: ProgramRun) -> None:
+    assert GpuNodeGroup(**G5, capacity_type="spot").capacity_type is CapacityType.SPOT
+    assert GpuNodeGroup(**G5).capacity_type is CapacityType.ON_DEMAND
+    assert node_group(run, "gpu")["capacityType"] == "SPOT"  # capacityType: spot in EKS
+    assert node_group(run, "train")["capacityType"] == "ON_DEMAND"
+
+
+def test_gpu_nodes_default_to_a_200_gb_root_volume(run: ProgramRun) -> None:
+    assert GpuNodeGroup(**G5).disk_size_gb == 200
+    (disk,) = launch_template(run, "gpu")["blockDeviceMappings"]  # no diskSizeGb in EKS
+    assert disk["ebs"]["volumeSize"] == 200
+
+
+def test_a_mapping_is_parsed_like_the_args() -> None:
+    camel = parse(GpuEksClusterArgs, {**WIRED, "gpuNodeGroups": [{**G5, "capacityType": "spot"}]})
+    snake = parse(
+        GpuEksClusterArgs, {**WIRED, "gpu_node_groups": [{**G5, "capacity_type": "spot"}]}
+    )
+    assert (
+        camel
+        == snake
+        == GpuEksClusterArgs(
+            **WIRED, gpu_node_groups=[GpuNodeGroup(**G5, capacity_type=CapacityType.SPOT)]
+        )
+    )
+    with pytest.raises(ArgsError) as caught:
+        parse(GpuEksClusterArgs, {**WIRED, "gpuNodeGroups": [{**G5, "maxSize": -1}]})
+    assert str(caught.value) == (
+        "GpuEksClusterArgs.gpu_node_groups[0].max_size: -1 is out of range (must be >= 0)"
+    )
+
+
+def test_cluster_accepts_a_camel_case_mapping_as_args() -> None:
+    """What another Pulumi language hands the component: a mapping with the schema's names."""
+
+    def program() -> dict[str, Any]:
+        cluster = GpuEksCluster(
+            "direct",
+            {  # type: ignore[arg-type]
+                "vpcId": "vpc-0123456789abcdef0",
+                # not plain in the schema: another language may pass an Output
+                "subnetIds": pulumi.Output.from_input(
+                    ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"]
+                ),
+                "region": "eu-west-1",
+                "kubernetesVersion": "1.33",
+                "clusterAutoscaler": False,
+                "systemNodeGroup": {"instanceType": "t3.large", "minSize": 1},
+                "gpuNodeGroups": [
+                    {
+                        "name": "train",
+                        "instanceTypes": ["p4d.24xlarge"],
+                        "capacityType": "spot",
+                        "efa": True,
+                        "subnetIndex": 1,
+                    }
+                ],
+            },
+        )
+        return {"gpuNodeGroupNames": cluster.gpu_node_group_names}
+
+    direct = run_program(
+        program, project="consumer", stack="dev", config={"aws:region": "eu-west-1"}
+    )
+    (registration,) = direct.of_type(CLUSTER)
+    assert registration.inputs["version"] == "1.33"
+    train = direct.named("direct-train", NODE_GROUP).inputs
+    assert train["capacityType"] == "SPOT"
+    assert train["subnetIds"] == ["subnet-0bbbbbbbbbbbbbbbb"]  # the EFA group's one subnet
+    assert registration.inputs["privateSubnetIds"] == [
+        "subnet-0aaaaaaaaaaaaaaaa",
+        "subnet-0bbbbbbbbbbbbbbbb",
+    ]
+    assert train["labels"]["vpc.amazonaws.com/efa.present"] == "true"
+    assert direct.named("direct-system", NODE_GROUP).inputs["instanceTypes"] == ["t3.large"]
+    assert {r.name for r in direct.of_type(RELEASE)} == {
+        "direct-nvidia-device-plugin",
+        "direct-efa-device-plugin",
+    }
+    assert direct.outputs["gpuNodeGroupNames"] == ["train"]
+
+
+def test_analyzer_infers_a_schema_for_the_cluster_and_the_runners() -> None:
+    """Pulumi's component analyzer turns both components into a schema other languages use."""
+    schema = Analyzer("mlplatform").analyze([GpuEksCluster, ArcRunners])
+    components = schema["component_definitions"]
+    cluster = components["GpuEksCluster"]
+    assert list(cluster.inputs) == [
+        "kubernetesVersion",
+        "admins",
+        "publicEndpoint",
+        "publicAccessCidrs",
+        "logTypes",
+        "logRetentionDays",
+        "deletionProtection",
+        "clusterAutoscaler",
+        "imdsHopLimit",
+        "systemNodeGroup",
+        "gpuNodeGroups",
+        "vpcId",
+        "subnetIds",
+        "region",
+        "vpcCidr",
+        "protect",
+        "valuesStack",
+        "helmValuesDir",
+    ]
+    required = {name for name, prop in cluster.inputs.items() if not prop.optional}
+    assert required == {"vpcId", "subnetIds", "region"}
+    assert list(cluster.outputs) == [
+        "clusterName",
+        "clusterArn",
+        "kubeconfig",
+        "oidcProviderArn",
+        "oidcProviderUrl",
+        "oidcIssuer",
+        "nodeSecurityGroupId",
+        "nodeRoleArn",
+        "systemNodeGroupName",
+        "gpuNodeGroupNames",
+    ]
+    runners = components["ArcRunners"]
+    assert list(runners.inputs) == [
+        "githubConfigUrl",
+        "auth",
+        "githubAppId",
+        "githubAppInstallationId",
+        "runnerGroup",
+        "runnerClasses",
+        "controllerNamespace",
+        "runnersNamespace",
+        "githubAppPrivateKey",
+        "githubToken",
+        "systemNodeGroup",
+        "gpuNodeGroups",
+        "valuesStack",
+        "helmValuesDir",
+    ]
+    assert list(runners.outputs) == ["scaleSets", "githubConfigUrl", "runnersNamespace"]
+    types = schema["type_definitions"]
+    assert [v.value for v in types["CapacityType"].enum or []] == ["onDemand", "spot"]
+    assert [v.value for v in types["GitHubAuth"].enum or []] == ["app", "token"]
+    assert len(types["LogType"].enum or []) == 5
+    assert set(types["GpuNodeGroup"].properties) == {
+        "name",
+        "instanceTypes",
+        "minSize",
+        "desiredSize",
+        "maxSize",
+        "capacityType",
+        "diskSizeGb",
+        "labels",
+        "efa",
+        "subnetIndex",
+    }
+    assert set(types["SystemNodeGroup"].properties) == {
+        "instanceType",
+        "minSize",
+        "desiredSize",
+        "maxSize",
+        "diskSizeGb",
+    }
+    assert "image" in types["RunnerClass"].properties
+    # every field the analyzer reads for the cluster carries its one-line doc
+    assert all(prop.description for prop in types["GpuNodeGroup"].properties.values())
