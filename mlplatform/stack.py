@@ -211,8 +211,8 @@ def training_workloads(
     image = ContainerImage(
         f"{prefix}-training",
         ContainerImageArgs(
-            context=REPO_ROOT,
-            dockerfile=DOCKER_DIR / "training" / "Dockerfile",
+            context=str(REPO_ROOT),
+            dockerfile=str(DOCKER_DIR / "training" / "Dockerfile"),
             kms_key_arn=shared.kms_key_arn,
             force_delete=not config.protect_data,
             tag=training_image_tag(),
@@ -274,7 +274,7 @@ def runner_images(
     base = ContainerImage(
         f"{prefix}-runner-base",
         ContainerImageArgs(
-            context=DOCKER_DIR / "runner-base",
+            context=str(DOCKER_DIR / "runner-base"),
             build_args={"RUNNER_VERSION": RUNNER_VERSION},
             kms_key_arn=shared.kms_key_arn,
             force_delete=force_delete,
@@ -284,7 +284,7 @@ def runner_images(
     gpu = ContainerImage(
         f"{prefix}-runner-gpu",
         ContainerImageArgs(
-            context=DOCKER_DIR / "runner-gpu",
+            context=str(DOCKER_DIR / "runner-gpu"),
             build_args={"BASE_IMAGE": base.image_ref},
             kms_key_arn=shared.kms_key_arn,
             force_delete=force_delete,
