@@ -6,38 +6,82 @@ and expires old images; the image is built with BuildKit (`pulumi_docker_build`)
 registry, tagged with the git revision of its build context and consumed by digest.
 """
 
-from __future__ import annotations
-
+import enum
 import hashlib
 import json
+import re
 import subprocess
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
+from pydantic import Field, field_validator, model_validator
+
+from mlplatform.components.schema import SettingError, parse, schema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKER_DIR = REPO_ROOT / "docker"
 CACHE_TAG = "buildcache"
 
 
-@dataclass(frozen=True)
-class ContainerImageArgs:
-    """One image. `context` is its build directory (e.g. `docker/runner-base`)."""
+# Docker's tag grammar (distribution/reference).
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
-    context: Path
-    dockerfile: Path | None = None  # default: <context>/Dockerfile
-    build_args: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    kms_key_arn: pulumi.Input[str] | None = None  # None: ECR's AWS-managed key
-    keep_images: int = 20
-    untagged_days: int = 7
-    platform: str = "linux/amd64"
-    force_delete: bool = False  # delete the repository with its images (staging)
-    # The tag; by default the git revision of `context` (see `source_tag`).
+
+class ImagePlatform(enum.StrEnum):
+    """The OS/architecture an image is built for."""
+
+    LINUX_AMD64 = "linux/amd64"
+    """x86-64: the GPU instance families (p4d, p5, g5, g6...)."""
+    LINUX_ARM64 = "linux/arm64"
+    """64-bit Arm: Graviton."""
+
+
+@schema
+class ContainerImageArgs:
+    """One image: its build directory, Dockerfile and build arguments, and its repository."""
+
+    context: str
+    """The build context directory (e.g. `docker/runner-base`), relative to the project."""
+    dockerfile: str | None = None
+    """The Dockerfile (default: `<context>/Dockerfile`)."""
+    build_args: dict[str, pulumi.Input[str]] = Field(default_factory=dict)
+    """`ARG` values of the Dockerfile (`BASE_IMAGE` may be another image's `image_ref`)."""
+    kms_key_arn: pulumi.Input[str] | None = None
+    """KMS key that encrypts the repository (default: ECR's AWS-managed key)."""
+    keep_images: int = Field(default=20, ge=1, le=1000)
+    """Tagged images kept; older ones expire."""
+    untagged_days: int = Field(default=7, ge=1, le=3650)
+    """Days before untagged images (superseded cache layers) expire."""
+    platform: ImagePlatform = ImagePlatform.LINUX_AMD64
+    """The platform the image is built for."""
+    force_delete: bool = False
+    """Delete the repository with its images on `pulumi destroy` (staging)."""
     tag: str | None = None
+    """The image's tag (default: the git revision of `context`, see `source_tag`)."""
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, tag: str | None) -> str | None:
+        if tag is not None and not _TAG.match(tag):
+            raise ValueError(f"{tag!r} is not a Docker tag (letters, digits, _ . -, at most 128)")
+        if tag == CACHE_TAG:
+            raise ValueError(f"{tag!r} is the build cache's tag, the only mutable one")
+        return tag
+
+    @model_validator(mode="after")
+    def _sources(self) -> "ContainerImageArgs":
+        if not Path(self.context).is_dir():
+            raise SettingError("context", f"{self.context!r} is not a directory")
+        if not Path(self.dockerfile_path).is_file():
+            key = "dockerfile" if self.dockerfile else "context"
+            raise SettingError(key, f"{self.dockerfile_path!r} is not a file")
+        return self
+
+    @property
+    def dockerfile_path(self) -> str:
+        return self.dockerfile or str(Path(self.context) / "Dockerfile")
 
 
 def source_tag(context: Path) -> str:
@@ -119,20 +163,22 @@ class ContainerImage(pulumi.ComponentResource):
     """ECR repository + image built from `args.context` and pushed to it."""
 
     repository_url: pulumi.Output[str]
+    """The ECR repository's URL (`<registry>/<name>`)."""
     repository_arn: pulumi.Output[str]
-    tag: str
+    """The ECR repository's ARN."""
+    tag: pulumi.Output[str]
+    """The tag the image was pushed with."""
     digest: pulumi.Output[str]
-    # `<repository>@sha256:...`: what workloads should run.
+    """The pushed image's digest (`sha256:...`)."""
     image_ref: pulumi.Output[str]
+    """`<repository>@sha256:...`: what workloads should run."""
 
     def __init__(
         self, name: str, args: ContainerImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        args = parse(ContainerImageArgs, args)  # a mapping when another language calls
         super().__init__("mlplatform:index:ContainerImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        dockerfile = args.dockerfile or args.context / "Dockerfile"
-        if not dockerfile.is_file():
-            raise FileNotFoundError(f"{name}: {dockerfile} does not exist")
 
         repository = aws.ecr.Repository(
             f"{name}-repo",
@@ -162,7 +208,7 @@ class ContainerImage(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.tag = args.tag or source_tag(args.context)
+        tag = args.tag or source_tag(Path(args.context))
         url = repository.repository_url
         auth = aws.ecr.get_authorization_token_output(
             registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
@@ -171,13 +217,13 @@ class ContainerImage(pulumi.ComponentResource):
         image = docker_build.Image(
             f"{name}-image",
             push=True,
-            context=docker_build.BuildContextArgs(location=build_path(args.context)),
-            dockerfile=docker_build.DockerfileArgs(location=build_path(dockerfile)),
+            context=docker_build.BuildContextArgs(location=build_path(Path(args.context))),
+            dockerfile=docker_build.DockerfileArgs(location=build_path(Path(args.dockerfile_path))),
             # `pulumi preview` (CI, no Docker daemon) shows the build; `pulumi up` runs it.
             build_on_preview=False,
-            platforms=[docker_build.Platform(args.platform)],
+            platforms=[docker_build.Platform(str(args.platform))],
             build_args=dict(args.build_args) or None,
-            tags=[pulumi.Output.concat(url, ":", self.tag)],
+            tags=[pulumi.Output.concat(url, ":", tag)],
             registries=[
                 docker_build.RegistryArgs(
                     address=url,
@@ -204,6 +250,15 @@ class ContainerImage(pulumi.ComponentResource):
         )
         self.repository_url = url
         self.repository_arn = repository.arn
+        self.tag = pulumi.Output.from_input(tag)
         self.digest = image.digest
         self.image_ref = pulumi.Output.concat(url, "@", image.digest)
-        self.register_outputs({"repositoryUrl": url, "tag": self.tag, "imageRef": self.image_ref})
+        self.register_outputs(
+            {
+                "repositoryUrl": self.repository_url,
+                "repositoryArn": self.repository_arn,
+                "tag": self.tag,
+                "digest": self.digest,
+                "imageRef": self.image_ref,
+            }
+        )

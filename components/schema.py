@@ -133,7 +133,7 @@ def describe(error: ValidationError, root: str, *, camel: bool, schema_root: Any
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, SettingError):
         loc = [*loc, *_key_parts(cause.key)]
-    path = _path(loc, camel)
+    path = _path(loc, camel, schema_root)
     joined = not path or path.startswith("[") or root.endswith(":")
     where = f"{root}{path}" if joined else f"{root}.{path}"
     kind = first["type"]
@@ -186,18 +186,26 @@ def _is_wrapper(part: Any) -> bool:
     )
 
 
-def _path(loc: list[Any], camel: bool) -> str:
-    """`("notebooks", 1, "instance_type")` -> `notebooks[1].instanceType` (camel)."""
+def _path(loc: list[Any], camel: bool, schema_root: Any = None) -> str:
+    """`("notebooks", 1, "instance_type")` -> `notebooks[1].instanceType` (camel).
+
+    Keys inside a mapping-valued setting (`env`, `overrides`, `labels`) are data, not setting
+    names: `trainingJobs[0].overrides.max_steps` keeps the trainer's spelling.
+    """
     text = ""
+    cls, in_data = schema_root, False
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
             continue
         name = str(part)
-        if re.fullmatch(r"[\w.-]+", name):
-            name = to_camel(name) if camel else _snake(name)
-        else:
+        if not re.fullmatch(r"[\w.-]+", name):
             name = repr(name)  # a hostile key (newline, spaces...) is quoted: still one line
+        elif not in_data:
+            field = _fields(cls).get(_snake(name)) if cls is not None else None
+            name = to_camel(name) if camel else _snake(name)
+            cls = _settings_class(field.annotation) if field is not None else None
+            in_data = field is not None and cls is None
         text += f".{name}" if text else name
     return text
 

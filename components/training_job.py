@@ -5,13 +5,12 @@ datasets bucket and writes only `checkpoints/<job>/` of the models bucket, and t
 account mapped to it), its recipe (a ConfigMap) and the job object itself, a
 `HyperPodPyTorchJob` on HyperPod's nodes or a Kubeflow `PyTorchJob` on the EKS GPU node groups.
 The manifests come from `components.training_manifests`; this module only wires resolved
-Outputs (image digest, bucket names, role ARN) into them.
+Outputs (image digest, bucket name, role ARN) into them.
+
+The cluster is not an input: its Kubernetes provider arrives through `opts` (children inherit it)
+and its OIDC provider through `oidc_provider_arn` / `oidc_provider_url`, so any Pulumi language
+can deploy a job onto any EKS cluster.
 """
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -24,8 +23,10 @@ from mlplatform.components.iam import (
     training_job_statements,
 )
 from mlplatform.components.images import DOCKER_DIR, REPO_ROOT, source_tag
+from mlplatform.components.schema import parse, schema
 from mlplatform.components.security_groups import rule, security_group
 from mlplatform.components.shared_infra import SharedInfra
+from mlplatform.components.training_manifests import TrainingEngine, TrainingJobSettings
 
 # What the training image is built from (the mlplatform wheel and docker/training); its build
 # context is the repository root, whose content digest would cover every file in the checkout.
@@ -40,50 +41,55 @@ def training_image_tag() -> str:
     return "-".join(source_tag(path) for path in TRAINING_IMAGE_SOURCES)
 
 
-class KubernetesCluster(Protocol):
-    """What a job needs of the cluster it runs on (GpuEksCluster has all of it)."""
+@schema
+class TrainingJobArgs(TrainingJobSettings):
+    """One job: its settings, plus the image, the cluster's OIDC provider and the buckets."""
 
-    @property
-    def provider(self) -> k8s.Provider: ...
-
-    oidc_provider_arn: pulumi.Output[str]
-    oidc_issuer: pulumi.Output[str]
-
-
-@dataclass(frozen=True)
-class TrainingJobArgs:
-    """One job. Data and key come from `shared`, the cluster's API and OIDC from `cluster`."""
-
-    shared: SharedInfra
-    cluster: KubernetesCluster
-    image: pulumi.Input[str]  # <repository>@sha256:<digest>
-    job: tm.JobSettings
+    image: pulumi.Input[str]
+    """The training image by digest, `<repository>@sha256:<digest>` (ContainerImage.image_ref)."""
+    oidc_provider_arn: pulumi.Input[str]
+    """ARN of the EKS cluster's IAM OIDC provider (IRSA)."""
+    oidc_provider_url: pulumi.Input[str]
+    """The EKS cluster's OIDC issuer URL, with or without `https://`."""
+    datasets_bucket_arn: pulumi.Input[str]
+    """The bucket the job reads training data from."""
+    models_bucket_arn: pulumi.Input[str]
+    """The bucket whose `checkpoints/<job>/` the job writes."""
+    models_bucket_name: pulumi.Input[str]
+    """The models bucket's name (the job's checkpoint S3 URI)."""
+    kms_key_arn: pulumi.Input[str]
+    """The KMS key both buckets are encrypted with."""
 
 
 class TrainingJob(pulumi.ComponentResource):
-    """IRSA role + policy, service account, recipe ConfigMap, HyperPodPyTorchJob or PyTorchJob."""
+    """IRSA role + policy, service account, recipe ConfigMap, HyperPodPyTorchJob or PyTorchJob.
+
+    Pass the cluster's Kubernetes provider in `opts` (`provider=` or `providers=`); a hyperpod
+    job should depend (`opts.depends_on`) on what installs the HyperPodPyTorchJob CRD.
+    """
 
     role_arn: pulumi.Output[str]
+    """The job's IAM role, assumed by its service account through IRSA."""
     checkpoint_s3_uri: pulumi.Output[str]
-    manifests: pulumi.Output[list[dict[str, Any]]]
+    """`s3://<models bucket>/checkpoints/<job>/`: the job's durable checkpoints."""
 
     def __init__(
         self, name: str, args: TrainingJobArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        args = parse(TrainingJobArgs, args)  # a mapping when another language calls
         super().__init__("mlplatform:index:TrainingJob", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        job = args.job
-        service_account = job.name
-        prefix = tm.checkpoint_prefix(job.name)
+        service_account = args.name
+        prefix = tm.checkpoint_prefix(args.name)
+        issuer = pulumi.Output.from_input(args.oidc_provider_url).apply(
+            lambda url: url.removeprefix("https://")
+        )
 
         role = aws.iam.Role(
             f"{name}-role",
-            description=f"Training job {job.name}: reads datasets, writes {prefix}",
+            description=f"Training job {args.name}: reads datasets, writes {prefix}",
             assume_role_policy=irsa_trust_policy(
-                args.cluster.oidc_provider_arn,
-                args.cluster.oidc_issuer,
-                job.namespace,
-                service_account,
+                args.oidc_provider_arn, issuer, args.namespace, service_account
             ),
             max_session_duration=3600,
             opts=child,
@@ -93,54 +99,52 @@ class TrainingJob(pulumi.ComponentResource):
             role=role.id,
             policy=policy_document(
                 training_job_statements(
-                    datasets_bucket_arn=args.shared.datasets_bucket.arn,
-                    models_bucket_arn=args.shared.models_bucket.arn,
-                    kms_key_arn=args.shared.kms_key_arn,
+                    datasets_bucket_arn=args.datasets_bucket_arn,
+                    models_bucket_arn=args.models_bucket_arn,
+                    kms_key_arn=args.kms_key_arn,
                     checkpoint_prefix=prefix,
                 )
             ),
             opts=child,
         )
-        self.role_arn = role.arn
 
-        specs = pulumi.Output.all(args.image, args.shared.models_bucket.bucket_name).apply(
+        spec = pulumi.Output.all(args.image, args.models_bucket_name).apply(
             lambda values: tm.TrainingJobSpec.of(
-                job, image=values[0], models_bucket=values[1], service_account=service_account
+                args, image=values[0], models_bucket=values[1], service_account=service_account
             )
         )
-        self.checkpoint_s3_uri = specs.apply(lambda s: s.checkpoint_s3_uri)
-        self.manifests = pulumi.Output.all(specs, role.arn).apply(
+        manifests = pulumi.Output.all(spec, role.arn).apply(
             lambda values: tm.render(values[0], values[1])
         )
-        # render() returns [service account, recipe config map, job], in apply order
-        account = self.manifests.apply(lambda m: m[0])
-        recipe = self.manifests.apply(lambda m: m[1])
-        job_object = self.manifests.apply(lambda m: m[2])
-
-        in_cluster = pulumi.ResourceOptions(parent=self, provider=args.cluster.provider)
+        # render() returns [service account, recipe config map, job], in apply order; the
+        # Kubernetes objects inherit the provider given to this component.
+        account = manifests.apply(lambda m: m[0])
+        recipe = manifests.apply(lambda m: m[1])
+        job_object = manifests.apply(lambda m: m[2])
         sa = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata=account.apply(lambda o: o["metadata"]),
             automount_service_account_token=False,
-            opts=in_cluster,
+            opts=child,
         )
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-recipe",
             metadata=recipe.apply(lambda o: o["metadata"]),
             data=recipe.apply(lambda o: o["data"]),
-            opts=in_cluster,
+            opts=child,
         )
-        api_version, kind = tm.JOB_KINDS[job.engine]
+        api_version, kind = tm.JOB_KINDS[args.engine]
         k8s.apiextensions.CustomResource(
             f"{name}-job",
             api_version=api_version,
             kind=kind,
             metadata=job_object.apply(lambda o: o["metadata"]),
             spec=job_object.apply(lambda o: o["spec"]),
-            opts=pulumi.ResourceOptions.merge(
-                in_cluster, pulumi.ResourceOptions(depends_on=[sa, config_map])
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[sa, config_map]),
         )
+
+        self.role_arn = role.arn
+        self.checkpoint_s3_uri = spec.apply(lambda s: s.checkpoint_s3_uri)
         self.register_outputs({"roleArn": self.role_arn, "checkpointS3Uri": self.checkpoint_s3_uri})
 
 
@@ -179,3 +183,13 @@ def job_security_group(
         prefix_list_id=shared.s3_prefix_list_id,
     )
     return group
+
+
+__all__ = [
+    "TrainingEngine",
+    "TrainingJob",
+    "TrainingJobArgs",
+    "TrainingJobSettings",
+    "job_security_group",
+    "training_image_tag",
+]

@@ -12,30 +12,48 @@ Two engines run the same image and the same `python -m training.train`:
 Both: the image by digest, all GPUs and EFA interfaces of the node type (from the catalog),
 `/dev/shm` in memory, the node's NVMe as the tier-1 checkpoint directory `/checkpoints/<job>`,
 the S3 tier at `s3://<models bucket>/checkpoints/<job>/`, a service account (IRSA, made by the
-TrainingJob component) and the recipe YAML from a ConfigMap. Everything here is data in, dicts
-out: the TrainingJob component feeds it resolved Outputs, tests call it directly, and
-`check_job_structure` is our structural check of the two custom resources (kubernetes-validate
-knows core objects only).
+TrainingJob component) and the recipe YAML from a ConfigMap.
+
+`TrainingJobSettings` is what a job is, declared once: a stack file's `trainingJobs` entries and
+the TrainingJob component's Args are these settings, and its `recipe` and `overrides` are checked
+against the trainer's own config at plan time. Everything else here is data in, dicts out: the
+TrainingJob component feeds a `TrainingJobSpec` (settings plus resolved Outputs) to `render`,
+tests call it directly, and `check_job_structure` is our structural check of the two custom
+resources (kubernetes-validate knows core objects only).
 """
 
-from __future__ import annotations
-
+import dataclasses
+import difflib
+import enum
+import functools
 import re
+import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any
 
 import yaml
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from mlplatform.components.catalog import efa_interfaces, gpus_per_instance
+from mlplatform.components.schema import SettingError, schema
 from mlplatform.training.efa import NodeFacts, efa_env
+from mlplatform.training.recipes import load_recipe, recipe_names
 
-Engine = Literal["hyperpod", "eks"]
-ENGINES: tuple[Engine, ...] = ("hyperpod", "eks")
+
+class TrainingEngine(enum.StrEnum):
+    """What runs a training job: HyperPod's training operator, or Kubeflow's on the EKS nodes."""
+
+    HYPERPOD = "hyperpod"
+    """A `HyperPodPyTorchJob` on the nodes of a HyperPod cluster that joins the EKS cluster."""
+    EKS = "eks"
+    """An elastic Kubeflow `PyTorchJob` on the EKS cluster's GPU node groups."""
+
+
+ENGINES: tuple[TrainingEngine, ...] = tuple(TrainingEngine)
 # The job object each engine runs: (apiVersion, kind).
-JOB_KINDS: dict[Engine, tuple[str, str]] = {
-    "hyperpod": ("sagemaker.amazonaws.com/v1", "HyperPodPyTorchJob"),
-    "eks": ("kubeflow.org/v1", "PyTorchJob"),
+JOB_KINDS: dict[TrainingEngine, tuple[str, str]] = {
+    TrainingEngine.HYPERPOD: ("sagemaker.amazonaws.com/v1", "HyperPodPyTorchJob"),
+    TrainingEngine.EKS: ("kubeflow.org/v1", "PyTorchJob"),
 }
 
 RECIPE_DIR = "/etc/mlplatform/recipe"
@@ -45,7 +63,10 @@ CHECKPOINT_MOUNT = "/checkpoints"
 IMAGE_UID = 10001
 # Where the node's instance-store NVMe is mounted: HyperPod mounts it at /opt/dlami/nvme; the EKS
 # AL2023 AMI (nodeadm localStorage RAID0) at /mnt/k8s-disks/0.
-NVME_HOST_PATHS: dict[Engine, str] = {"hyperpod": "/opt/dlami/nvme", "eks": "/mnt/k8s-disks/0"}
+NVME_HOST_PATHS: dict[TrainingEngine, str] = {
+    TrainingEngine.HYPERPOD: "/opt/dlami/nvme",
+    TrainingEngine.EKS: "/mnt/k8s-disks/0",
+}
 # HyperPod's health agents label nodes; unhealthy ones are also tainted.
 HEALTH_LABEL = "sagemaker.amazonaws.com/node-health-status"
 DEEP_HEALTH_LABEL = "sagemaker.amazonaws.com/deep-health-check-status"
@@ -54,47 +75,134 @@ LOSS_PATTERN = ".*Loss:.*"
 # hyperpodrun's agent endpoint that the operator talks to.
 HYPERPOD_AGENT_PORT = 8080
 
+# Job names and namespaces: Kubernetes names short enough for the objects derived from them.
+_KUBERNETES_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMAGE_BY_DIGEST = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+# Trainer settings the job decides (`training_arguments`, `environment`): flags win over the
+# recipe, so an override of one would be silently ignored.
+_SET_BY_THE_JOB = {
+    "checkpoint_dir": "tier-1 checkpoints go to the node's NVMe, /checkpoints/<job>",
+    "checkpoint_interval": "use the job's checkpoint interval setting",
+    "metrics_file": "metrics go next to the job's tier-1 checkpoints",
+    "instance_type": "the trainer is told its nodes' instance type",
+    "checkpoint_s3_uri": "its role may write only s3://<models bucket>/checkpoints/<job>/",
+}
 
 
-@dataclass(frozen=True, kw_only=True)
-class JobSettings:
-    """What a job is, as config says it: engine, node type and count, recipe, policies."""
+@schema
+class TrainingJobSettings:
+    """One training job on the platform's Kubernetes cluster: engine, nodes, recipe, policies.
+
+    A stack file's `trainingJobs` entries are these settings (camelCase keys); `recipe` and
+    `overrides` are checked against the trainer's own config (`training.config.TrainConfig`).
+    """
 
     name: str
-    engine: Engine
-    instance_type: str  # EC2 name (`p5.48xlarge`) or SageMaker name (`ml.p5.48xlarge`)
-    nodes: int
-    recipe: Mapping[str, Any]
+    """The job's name: its Kubernetes objects, service account and checkpoint prefix."""
+    engine: TrainingEngine
+    """`hyperpod` (HyperPodPyTorchJob on HyperPod nodes) or `eks` (elastic PyTorchJob)."""
+    instance_type: str
+    """The nodes' GPU instance type: `ml.p5.48xlarge` for hyperpod, `p5.48xlarge` for eks."""
+    recipe: str
+    """A recipe of the training core (training/configs/<recipe>.yaml)."""
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    """Trainer settings over the recipe (`max_steps: 200`): TrainConfig's keys and types."""
+    nodes: int = Field(default=1, ge=1, le=256)
+    """Nodes the job starts on; one rank per GPU of each."""
+    min_nodes: int | None = Field(default=None, ge=1)
+    """engine eks: fewest nodes of the elastic c10d rendezvous (default: nodes)."""
+    max_nodes: int | None = Field(default=None, ge=1)
+    """engine eks: most nodes of the elastic c10d rendezvous (default: nodes)."""
+    hyperpod_cluster: str | None = None
+    """engine hyperpod: the stack's HyperPod cluster whose nodes run it (default: the only one)."""
     namespace: str = "training"
-    # eks: elastic bounds for the c10d rendezvous (default: exactly `nodes`).
-    min_nodes: int | None = None
-    max_nodes: int | None = None
-    max_retries: int = 3
-    checkpoint_interval: int = 100
-    shm_size_gib: int = 64
-    nvme_host_path: str | None = None  # engine default when None
-    # hyperpod: seconds until the first `Loss:` line, and at most between two of them.
-    start_timeout_seconds: int = 1200
-    hang_timeout_seconds: int = 600
-    # hyperpod: only nodes whose deep health check passed (otherwise merely preferred).
+    """The Kubernetes namespace of the job's objects."""
+    max_retries: int = Field(default=3, ge=0, le=20)
+    """Restarts of a failed job before it is given up."""
+    checkpoint_interval: int = Field(default=100, ge=1)
+    """Save a checkpoint every N steps (the trainer's --checkpoint-interval)."""
+    shm_size_gib: int = Field(default=64, ge=1, le=2048)
+    """Size of the in-memory /dev/shm of each pod (data loader workers, NCCL)."""
     require_deep_health_check: bool = False
-    # Use the node type's EFA interfaces; false where the nodes have none attached (an EKS node
-    # group without `efa`): a pod asking for them would never be scheduled.
+    """engine hyperpod: only nodes whose deep health check passed (otherwise merely preferred)."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Environment variables of the trainer; they win over the EFA/NCCL defaults."""
     efa: bool = True
-    extra_args: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+    """Use all EFA interfaces of the node type; false where the nodes have none attached."""
+    start_timeout_seconds: int = Field(default=1200, ge=60, le=86400)
+    """engine hyperpod: seconds until the first `Loss:` line before the job counts as stuck."""
+    hang_timeout_seconds: int = Field(default=600, ge=60, le=86400)
+    """engine hyperpod: most seconds between two `Loss:` lines before the job counts as hung."""
+    nvme_host_path: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9_./-]*$")
+    """Where the nodes mount their instance-store NVMe (default: the engine's AMI's path)."""
 
-    def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine {self.engine!r} is not one of {ENGINES}")
-        if not _DNS_LABEL.match(self.name) or len(self.name) > 50:
-            raise ValueError(f"job name {self.name!r} is not a DNS label of at most 50 characters")
+    @field_validator("name", "namespace")
+    @classmethod
+    def _kubernetes_name(cls, name: str) -> str:
+        if not _KUBERNETES_NAME.match(name):
+            raise ValueError(
+                f"{name!r} is not a Kubernetes name "
+                "(lowercase letters, digits and hyphens, at most 40)"
+            )
+        return name
+
+    @field_validator("instance_type")
+    @classmethod
+    def _gpu_type(cls, instance_type: str) -> str:
+        if gpus_per_instance(instance_type) == 0:
+            raise ValueError(f"{instance_type!r} is not a GPU instance type")
+        return instance_type
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe(cls, recipe: str) -> str:
+        known = recipe_names()
+        if recipe not in known:
+            raise ValueError(
+                f"{recipe!r} is not a recipe of training/configs (known: {', '.join(known)})"
+            )
+        return recipe
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The trainer's keys (`max-steps` spelt `max_steps`) with values of its types."""
+        return {
+            key.replace("-", "_"): _trainer_value(key, value) for key, value in overrides.items()
+        }
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, env: dict[str, str]) -> dict[str, str]:
+        for key in env:
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"{key!r} is not an environment variable name")
+        return env
+
+    @model_validator(mode="after")
+    def _shape(self) -> "TrainingJobSettings":
+        if self.engine == TrainingEngine.HYPERPOD:
+            if not self.instance_type.startswith("ml."):
+                raise SettingError("instance_type", "HyperPod instance types are ml.* names")
+            for key, value in (("min_nodes", self.min_nodes), ("max_nodes", self.max_nodes)):
+                if value is not None:
+                    raise SettingError(key, "elastic bounds are for engine eks")
+        else:
+            if self.instance_type.startswith("ml."):
+                raise SettingError("instance_type", "EKS node groups use EC2 names (no ml. prefix)")
+            if self.hyperpod_cluster is not None:
+                raise SettingError("hyperpod_cluster", "is only for engine hyperpod")
         low, high = self.node_bounds
+        if not low <= self.nodes <= high:
+            raise SettingError("nodes", f"{self.nodes} is outside min..max nodes ({low}..{high})")
+        _check_trainer_config(self)
+        return self
 
-        if not 1 <= low <= self.nodes <= high:
-            raise ValueError(f"nodes must satisfy 1 <= min ({low}) <= nodes ({self.nodes}) <= max")
+    def recipe_content(self) -> dict[str, Any]:
+        """The recipe file with `overrides` applied: what the job's ConfigMap holds."""
+        return {**load_recipe(self.recipe), **self.overrides}
 
     @property
     def node_bounds(self) -> tuple[int, int]:
@@ -110,12 +218,17 @@ class JobSettings:
 
     @property
     def nproc_per_node(self) -> int:
-        """One rank per GPU; one rank on a CPU node."""
+        """One rank per GPU."""
         return self.gpus or 1
 
     @property
     def checkpoint_dir(self) -> str:
         return f"{CHECKPOINT_MOUNT}/{self.name}"
+
+    @property
+    def metrics_file(self) -> str:
+        # next to the tier-1 checkpoints: the recipe's path may not exist on this node
+        return f"{self.checkpoint_dir}/metrics.jsonl"
 
     @property
     def recipe_config_map_name(self) -> str:
@@ -130,23 +243,29 @@ class JobSettings:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
-class TrainingJobSpec(JobSettings):
+@schema
+class TrainingJobSpec(TrainingJobSettings):
     """The settings plus what the stack resolves: every value the manifests depend on."""
 
-    image: str  # <repository>@sha256:<digest>: a tag could move under a running job
+    image: str
+    """`<repository>@sha256:<digest>`: a tag could move under a running job."""
     models_bucket: str
+    """The models bucket; tier-2 checkpoints go under `checkpoints/<job>/` of it."""
     service_account: str
+    """The job's Kubernetes service account (IRSA)."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not _IMAGE_BY_DIGEST.match(self.image):
-            raise ValueError(f"image {self.image!r} is not referenced by digest (repo@sha256:...)")
+    @field_validator("image")
+    @classmethod
+    def _by_digest(cls, image: str) -> str:
+        if not _IMAGE_BY_DIGEST.match(image):
+            raise ValueError(f"{image!r} is not referenced by digest (repo@sha256:...)")
+        return image
 
     @classmethod
-    def of(cls, settings: JobSettings, **resolved: Any) -> TrainingJobSpec:
-        """`settings` with the resolved values (image, models_bucket, service_account)."""
-        return cls(**{f.name: getattr(settings, f.name) for f in fields(settings)}, **resolved)
+    def of(cls, settings: TrainingJobSettings, **resolved: Any) -> "TrainingJobSpec":
+        """`settings` (or Args built on them) with the resolved values."""
+        own = {f.name: getattr(settings, f.name) for f in dataclasses.fields(TrainingJobSettings)}
+        return cls(**own, **resolved)
 
     @property
     def checkpoint_s3_uri(self) -> str:
@@ -156,6 +275,84 @@ class TrainingJobSpec(JobSettings):
 def checkpoint_prefix(job: str) -> str:
     """The job's key prefix in the models bucket: its role may write nowhere else."""
     return f"checkpoints/{job}/"
+
+
+# --- the trainer's config: recipe and overrides checked as `python -m training.train` will -----
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+@functools.cache
+def _trainer_types() -> dict[str, type]:
+    """TrainConfig's keys and their types (imported here: importing the components does not
+    import the trainer)."""
+    from mlplatform.training.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def _trainer_value(key: str, value: Any) -> Any:
+    """`value` as the trainer's setting `key` holds it (YAML's `3e-4` is the string '3e-4')."""
+    types = _trainer_types()
+    name = key.replace("-", "_")
+    if name not in types:
+        close = difflib.get_close_matches(name, list(types), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SettingError(key, f"is not a setting of the trainer (TrainConfig){hint}")
+    if name in _SET_BY_THE_JOB:
+        raise SettingError(key, f"is set by the job ({_SET_BY_THE_JOB[name]})")
+    kind = types[name]
+    try:
+        if isinstance(value, bool) and kind is not bool:
+            raise ValueError
+        return TypeAdapter(kind).validate_python(value)
+    except (ValidationError, ValueError):
+        expected = _TYPE_NAMES.get(kind, f"a {kind}")
+        raise SettingError(key, f"expected {expected}, got {value!r}") from None
+
+
+def _check_trainer_config(job: TrainingJobSettings) -> None:
+    """Validate the config the job's trainer will start with, as the trainer does: the recipe,
+    the overrides and what the job sets, on `nodes` nodes. A problem is named by the override
+    or job setting that causes it, else by the recipe (or by `nodes` for the world size)."""
+    from mlplatform.training.config import TrainConfig, TrainConfigError, flag_name
+
+    values: dict[str, Any] = {}
+    for key, value in load_recipe(job.recipe).items():
+        try:
+            values[key.replace("-", "_")] = _trainer_value(key, value)
+        except SettingError as error:
+            if key.replace("-", "_") not in _SET_BY_THE_JOB:  # the job's own value replaces it
+                raise SettingError("recipe", f"{job.recipe}: {key}: {error}") from None
+    values.update(job.overrides)
+    own = {
+        "checkpoint_dir": job.checkpoint_dir,
+        "checkpoint_interval": job.checkpoint_interval,
+        "metrics_file": job.metrics_file,
+        "instance_type": job.instance_type.removeprefix("ml."),
+        # in the pod, $MLPLATFORM_CHECKPOINT_S3_URI (environment()); its bucket is not known here
+        "checkpoint_s3_uri": f"s3://models-bucket/{checkpoint_prefix(job.name)}",
+    }
+    values.update(own)
+    names = {flag_name(name): name for name in _trainer_types()}
+
+    def named(error: TrainConfigError, fallback: str, context: str) -> SettingError:
+        flag, _, problem = str(error).partition(": ")
+        name = names.get(flag)
+        if name in job.overrides:
+            return SettingError(f"overrides.{name}", problem)
+        return SettingError(fallback, f"{error} ({context})")
+
+    config = TrainConfig(**values)
+    try:
+        config.validate()
+    except TrainConfigError as error:
+        raise named(error, "recipe", f"from recipe {job.recipe!r}") from None
+    try:
+        config.validate_world(job.nodes * job.nproc_per_node, job.nproc_per_node)
+    except TrainConfigError as error:
+        raise named(error, "nodes", f"{job.nodes} nodes of {job.nproc_per_node} GPUs") from None
 
 
 def efa_environment(instance_type: str, efa_devices: int) -> dict[str, str]:
@@ -190,13 +387,11 @@ def training_arguments(spec: TrainingJobSpec) -> list[str]:
         spec.checkpoint_dir,
         "--checkpoint-interval",
         str(spec.checkpoint_interval),
-        # next to the tier-1 checkpoints: the recipe's path may not exist on this node
         "--metrics-file",
-        f"{spec.checkpoint_dir}/metrics.jsonl",
+        spec.metrics_file,
         # the trainer's EFA/NCCL set-up keys on it (training/efa.py)
         "--instance-type",
         spec.instance_type.removeprefix("ml."),
-        *spec.extra_args,
     ]
 
 
@@ -339,7 +534,7 @@ def recipe_config_map(spec: TrainingJobSpec) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(spec, spec.recipe_config_map_name),
-        "data": {RECIPE_FILE: yaml.safe_dump(dict(spec.recipe), sort_keys=False)},
+        "data": {RECIPE_FILE: yaml.safe_dump(spec.recipe_content(), sort_keys=False)},
     }
 
 

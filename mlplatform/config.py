@@ -13,9 +13,8 @@ Components never read `pulumi.Config`; the stack builder hands them Args built f
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import pulumi
 from pydantic import (
@@ -32,18 +31,14 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from mlplatform.components.arc_runners import ArcRunnersSettings, check_runner_placement
-from mlplatform.components.catalog import (
-    gpus_per_instance,
-)
-from mlplatform.components.eks import DNS_LABEL as _DNS_LABEL
 from mlplatform.components.eks import GpuEksClusterSettings, GpuNodeGroup
 from mlplatform.components.hyperpod import HYPERPOD_EKS_ENDPOINTS, HyperPodClusterSettings
 from mlplatform.components.notebook import NotebookSettings
 from mlplatform.components.schema import SettingError as _KeyError
 from mlplatform.components.schema import describe, schema
 from mlplatform.components.shared_infra import SharedInfraSettings
+from mlplatform.components.training_manifests import TrainingEngine, TrainingJobSettings
 from mlplatform.mocks import SECRET_MASK
-from mlplatform.training.recipes import load_recipe, recipe_names
 
 PROJECT = "mlplatform"
 
@@ -76,86 +71,6 @@ class ArcConfig(ArcRunnersSettings):
     """Build the runner images (docker/runner-*) into ECR with Pulumi; false: the official one."""
 
 
-class TrainingJobConfig(_Model):
-    """One training job deployed onto the stack's Kubernetes cluster (components/training_job)."""
-
-    name: str
-    engine: Literal["hyperpod", "eks"]
-    instance_type: str
-    nodes: int = Field(default=1, ge=1, le=256)
-    # engine eks: elastic bounds of the c10d rendezvous (default: exactly `nodes`).
-    min_nodes: int | None = Field(default=None, ge=1)
-    max_nodes: int | None = Field(default=None, ge=1)
-    # A recipe of the training core (training/configs/<recipe>.yaml), and settings over it.
-    recipe: NonEmpty
-    overrides: dict[str, Any] = Field(default_factory=dict)
-    # engine hyperpod: the HyperPod cluster (of hyperpodClusters) whose nodes run it.
-    hyperpod_cluster: str | None = None
-    namespace: str = "training"
-    max_retries: int = Field(default=3, ge=0, le=20)
-    checkpoint_interval: int = Field(default=100, ge=1)
-    shm_size_gib: int = Field(default=64, ge=1, le=2048)
-    require_deep_health_check: bool = False
-    env: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("name", "namespace")
-    @classmethod
-    def _dns_label(cls, name: str) -> str:
-        if not _DNS_LABEL.match(name) or len(name) > 40:
-            raise ValueError(
-                f"{name!r} is not a Kubernetes name "
-                "(lowercase letters, digits and hyphens, at most 40)"
-            )
-        return name
-
-    @field_validator("instance_type")
-    @classmethod
-    def _gpu_type(cls, instance_type: str) -> str:
-        if gpus_per_instance(instance_type) == 0:
-            raise ValueError(f"{instance_type!r} is not a GPU instance type")
-        return instance_type
-
-    @field_validator("recipe")
-    @classmethod
-    def _recipe(cls, recipe: str) -> str:
-        known = recipe_names()
-        if recipe not in known:
-            raise ValueError(
-                f"{recipe!r} is not a recipe of training/configs (known: {', '.join(known)})"
-            )
-        return recipe
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, env: dict[str, str]) -> dict[str, str]:
-        for key in env:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-                raise ValueError(f"{key!r} is not an environment variable name")
-        return env
-
-    @model_validator(mode="after")
-    def _shape(self) -> TrainingJobConfig:
-        if self.engine == "hyperpod":
-            if not self.instance_type.startswith("ml."):
-                raise _KeyError("instanceType", "HyperPod instance types are ml.* names")
-            for key, value in (("minNodes", self.min_nodes), ("maxNodes", self.max_nodes)):
-                if value is not None:
-                    raise _KeyError(key, "elastic bounds are for engine eks")
-        else:
-            if self.instance_type.startswith("ml."):
-                raise _KeyError("instanceType", "EKS node groups use EC2 names (no ml. prefix)")
-            if self.hyperpod_cluster is not None:
-                raise _KeyError("hyperpodCluster", "is only for engine hyperpod")
-        low, high = self.min_nodes or self.nodes, self.max_nodes or self.nodes
-        if not low <= self.nodes <= high:
-            raise _KeyError("nodes", f"{self.nodes} is outside minNodes..maxNodes ({low}..{high})")
-        return self
-
-    def recipe_content(self) -> dict[str, Any]:
-        """The recipe file with `overrides` applied: what the job's ConfigMap holds."""
-        return {**load_recipe(self.recipe), **self.overrides}
-
-
 @schema
 class StackConfig(SharedInfraSettings):
     """Every setting of one stack. Field names are the config keys (camelCase in the file).
@@ -177,7 +92,7 @@ class StackConfig(SharedInfraSettings):
     """SageMaker HyperPod clusters."""
     eks: GpuEksClusterSettings | None = None
     """GPU Kubernetes (GpuEksCluster); none when absent."""
-    training_jobs: tuple[TrainingJobConfig, ...] = ()
+    training_jobs: Sequence[TrainingJobSettings] = ()
     """Training jobs deployed onto the stack's EKS cluster."""
     arc: ArcConfig | None = None
     """GitHub Actions runners on that cluster (ArcRunners); none when absent."""
@@ -302,7 +217,7 @@ class StackConfig(SharedInfraSettings):
                     "needs the stack's EKS cluster (mlplatform:eks): jobs are deployed through "
                     "its Kubernetes API",
                 )
-            if job.engine == "hyperpod":
+            if job.engine == TrainingEngine.HYPERPOD:
                 cluster = self.hyperpod_cluster_of(job, key)
                 capacity = sum(
                     g.count for g in cluster.instance_groups if g.instance_type == job.instance_type
@@ -323,7 +238,9 @@ class StackConfig(SharedInfraSettings):
                     f"{wanted} is more than the {capacity} {job.instance_type} nodes of {where}",
                 )
 
-    def hyperpod_cluster_of(self, job: TrainingJobConfig, key: str = "") -> HyperPodClusterSettings:
+    def hyperpod_cluster_of(
+        self, job: TrainingJobSettings, key: str = ""
+    ) -> HyperPodClusterSettings:
         """The HyperPod cluster whose nodes run a `hyperpod` job: one that joins the stack's
         EKS cluster, the cluster the job is deployed through."""
         on_stack = [c for c in self.hyperpod_clusters if c.joins_stack_cluster]
@@ -344,7 +261,7 @@ class StackConfig(SharedInfraSettings):
             "(orchestrator eks, no eksClusterArn)",
         )
 
-    def node_groups_of(self, job: TrainingJobConfig) -> list[GpuNodeGroup]:
+    def node_groups_of(self, job: TrainingJobSettings) -> list[GpuNodeGroup]:
         """The EKS GPU node groups that can run an `eks` job (its instance type)."""
         groups = self.eks.gpu_node_groups if self.eks else ()
         return [g for g in groups if job.instance_type in g.instance_types]

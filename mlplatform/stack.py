@@ -42,7 +42,7 @@ from mlplatform.components.training_job import (
     job_security_group,
     training_image_tag,
 )
-from mlplatform.components.training_manifests import JobSettings
+from mlplatform.components.training_manifests import TrainingEngine
 from mlplatform.config import PROJECT, ArcConfig, StackConfig
 
 
@@ -193,8 +193,8 @@ def training_workloads(
     image = ContainerImage(
         f"{prefix}-training",
         ContainerImageArgs(
-            context=REPO_ROOT,
-            dockerfile=DOCKER_DIR / "training" / "Dockerfile",
+            context=str(REPO_ROOT),
+            dockerfile=str(DOCKER_DIR / "training" / "Dockerfile"),
             kms_key_arn=shared.kms_key_arn,
             force_delete=not config.protect_data,
             tag=training_image_tag(),
@@ -216,35 +216,27 @@ def training_workloads(
     for job in config.training_jobs:
         # A HyperPodPyTorchJob needs the HyperPod cluster's training operator (its CRD) first.
         runs_on: list[pulumi.Resource] = [namespaces[job.namespace]]
-        efa = True
-        if job.engine == "hyperpod":
+        settings = settings_of(job)
+        if job.engine == TrainingEngine.HYPERPOD:
             runs_on.append(hyperpods[config.hyperpod_cluster_of(job).name])
         else:
-            efa = all(group.efa for group in config.node_groups_of(job))
+            # A pod asking for EFA interfaces the nodes do not attach would never be scheduled.
+            settings["efa"] = job.efa and all(g.efa for g in config.node_groups_of(job))
         jobs[job.name] = TrainingJob(
             f"{prefix}-{job.name}",
             TrainingJobArgs(
-                shared=shared,
-                cluster=cluster,
+                **settings,
                 image=image.image_ref,
-                job=JobSettings(
-                    name=job.name,
-                    engine=job.engine,
-                    instance_type=job.instance_type,
-                    nodes=job.nodes,
-                    min_nodes=job.min_nodes,
-                    max_nodes=job.max_nodes,
-                    recipe=job.recipe_content(),
-                    namespace=job.namespace,
-                    max_retries=job.max_retries,
-                    checkpoint_interval=job.checkpoint_interval,
-                    shm_size_gib=job.shm_size_gib,
-                    require_deep_health_check=job.require_deep_health_check,
-                    efa=efa,
-                    env=dict(job.env),
-                ),
+                oidc_provider_arn=cluster.oidc_provider_arn,
+                oidc_provider_url=cluster.oidc_provider_url,
+                datasets_bucket_arn=shared.datasets_bucket.arn,
+                models_bucket_arn=shared.models_bucket.arn,
+                models_bucket_name=shared.models_bucket.bucket_name,
+                kms_key_arn=shared.kms_key_arn,
             ),
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=runs_on)),
+            opts=pulumi.ResourceOptions.merge(
+                in_cluster, pulumi.ResourceOptions(depends_on=runs_on)
+            ),
         )
     return image, jobs
 
@@ -256,7 +248,7 @@ def runner_images(
     base = ContainerImage(
         f"{prefix}-runner-base",
         ContainerImageArgs(
-            context=DOCKER_DIR / "runner-base",
+            context=str(DOCKER_DIR / "runner-base"),
             build_args={"RUNNER_VERSION": RUNNER_VERSION},
             kms_key_arn=shared.kms_key_arn,
             force_delete=force_delete,
@@ -266,7 +258,7 @@ def runner_images(
     gpu = ContainerImage(
         f"{prefix}-runner-gpu",
         ContainerImageArgs(
-            context=DOCKER_DIR / "runner-gpu",
+            context=str(DOCKER_DIR / "runner-gpu"),
             build_args={"BASE_IMAGE": base.image_ref},
             kms_key_arn=shared.kms_key_arn,
             force_delete=force_delete,

@@ -1,4 +1,5 @@
-"""The training image (docker/training): lint, build context, pins, entry point, NCCL check.
+"""The training image (docker/training): lint, build context, pins, entry point, NCCL check;
+and the ContainerImage component's Args (the component that builds it).
 
 No Docker engine here: the image is not built in tests. What can be checked without one is:
 the scanners, that the build context holds exactly what the Dockerfile copies, that every
@@ -18,11 +19,15 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pulumi
 import pytest
 import tomllib
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
+from mlplatform.components.images import ContainerImage, ContainerImageArgs
+from mlplatform.components.schema import ArgsError
+from mlplatform.program import run_program
 from tests.conftest import ROOT
 
 IMAGE_DIR = ROOT / "docker" / "training"
@@ -253,3 +258,78 @@ def test_plugin_is_found_where_the_efa_installer_puts_it(
     plugin.parent.mkdir(parents=True)
     plugin.touch()
     assert nccl_check.find_plugin(tmp_path) == plugin
+
+
+# --- ContainerImage: its Args from Python and from another language's mapping ------------------
+
+TRAINING_CONTEXT = str(ROOT)
+TRAINING_DOCKERFILE = str(DOCKERFILE)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"context": str(ROOT / "docker" / "nothing-here")},
+            f"ContainerImageArgs.context: {str(ROOT / 'docker' / 'nothing-here')!r} "
+            "is not a directory",
+        ),
+        (
+            {"context": str(ROOT / "docker"), "dockerfile": None},  # no docker/Dockerfile
+            f"ContainerImageArgs.context: {str(ROOT / 'docker' / 'Dockerfile')!r} is not a file",
+        ),
+        (
+            {"dockerfile": str(IMAGE_DIR / "Containerfile")},
+            f"ContainerImageArgs.dockerfile: {str(IMAGE_DIR / 'Containerfile')!r} is not a file",
+        ),
+        (
+            {"tag": "buildcache"},
+            "ContainerImageArgs.tag: 'buildcache' is the build cache's tag, the only mutable one",
+        ),
+        ({"tag": "v1 final"}, "ContainerImageArgs.tag: 'v1 final' is not a Docker tag"),
+        (
+            {"platform": "windows/amd64"},
+            "ContainerImageArgs.platform: 'windows/amd64' is not one of 'linux/amd64' or "
+            "'linux/arm64'",
+        ),
+        ({"keep_images": 0}, "ContainerImageArgs.keep_images: 0 is out of range (must be >= 1)"),
+        (
+            {"build_args": {"CUDA_VERSION": 12}},
+            "ContainerImageArgs.build_args.CUDA_VERSION: expected a string, got 12",
+        ),
+        ({"context": Path(ROOT)}, "ContainerImageArgs.context: expected a string, got "),
+    ],
+)
+def test_bad_container_image_args_are_one_line_naming_the_argument(
+    settings: dict[str, object], message: str
+) -> None:
+    values: dict[str, object] = {"context": TRAINING_CONTEXT, "dockerfile": TRAINING_DOCKERFILE}
+    with pytest.raises(ArgsError) as error:
+        ContainerImageArgs(**{**values, **settings})  # type: ignore[arg-type]
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_container_image_accepts_a_camel_case_mapping_with_output_build_args() -> None:
+    def program() -> dict[str, object]:
+        image = ContainerImage(
+            "img",
+            {  # type: ignore[arg-type]
+                "context": TRAINING_CONTEXT,
+                "dockerfile": TRAINING_DOCKERFILE,
+                "buildArgs": {"BASE_IMAGE": pulumi.Output.from_input("base@sha256:" + "0" * 64)},
+                "platform": "linux/arm64",
+                "forceDelete": True,
+                "tag": "v1.2.3",
+            },
+        )
+        return {"ref": image.image_ref, "tag": image.tag}
+
+    run = run_program(program, project="mlplatform", stack="test", config={})
+    built = run.named("img-image", "docker-build:index:Image").inputs
+    assert built["platforms"] == ["linux/arm64"]
+    assert built["buildArgs"] == {"BASE_IMAGE": "base@sha256:" + "0" * 64}
+    assert built["tags"] == [run.named("img-repo").outputs["repositoryUrl"] + ":v1.2.3"]
+    assert run.named("img-repo").inputs["forceDelete"] is True
+    assert run.outputs["tag"] == "v1.2.3"
+    assert run.outputs["ref"].startswith(run.named("img-repo").outputs["repositoryUrl"] + "@")
