@@ -26,7 +26,7 @@ def pod_container(instance_type: str) -> dict[str, Any]:
         image=DIGEST,
         instance_type=instance_type,
         nodes=2,
-        recipe={},
+        recipe="llama3-8b",
         models_bucket="models",
         service_account="catalog-check",
     )

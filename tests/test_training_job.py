@@ -348,11 +348,6 @@ def test_args_are_the_settings_plus_wired_inputs_and_nothing_else() -> None:
     assert args - settings == set(WIRED)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training.config imports torch (checkpointing/__init__, TrainConfig.validate's "
-    "model presets) until the catalog work makes it torch-free; then drop this mark",
-)
 def test_validating_a_job_does_not_import_torch() -> None:
     # Plan-time checks run where the trainer's dependencies are not installed.
     code = (
