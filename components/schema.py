@@ -72,6 +72,11 @@ def schema(cls: type[T]) -> type[T]:
 
     __init__.__doc__ = init.__doc__
     built.__init__ = __init__  # type: ignore[method-assign]
+    # A field inherited from a settings class keeps its docstring (pydantic reads only the
+    # class's own source).
+    for name, field in built.__pydantic_fields__.items():
+        if field.description is None:
+            field.description = _inherited_description(built, name)
     # The class's own annotations, edited in place (inspect.get_annotations returns a copy).
     annotations = built.__dict__.get("__annotations__", {})  # noqa: RUF063
     for name, field in built.__pydantic_fields__.items():
@@ -79,6 +84,14 @@ def schema(cls: type[T]) -> type[T]:
         if name in annotations and has_default:
             annotations[name] = Optional[annotations[name]]  # noqa: UP045 (the analyzer's form)
     return cast(type[T], built)
+
+
+def _inherited_description(cls: type, name: str) -> str | None:
+    for base in cls.__mro__[1:]:
+        field = getattr(base, "__pydantic_fields__", {}).get(name)
+        if field is not None and field.description:
+            return str(field.description)
+    return None
 
 
 def parse(cls: type[T], value: T | Mapping[str, Any]) -> T:
