@@ -106,9 +106,11 @@ def parse(cls: type[T], value: T | Mapping[str, Any]) -> T:
         raise ArgsError(describe(error, cls.__name__, camel=False, schema_root=cls)) from None
 
 
-def settings_of(value: Any) -> dict[str, Any]:
-    """The fields of an Args object, to build a richer Args from it (the stack builder's wiring)."""
-    return {name: getattr(value, name) for name in type(value).__pydantic_fields__}
+def settings_of(value: Any, declared_by: type | None = None) -> dict[str, Any]:
+    """The fields of an Args object (only those `declared_by` declares, if given: a settings
+    class `value`'s class inherits), to build a richer Args from it (the stack builder's wiring)."""
+    fields = (declared_by or type(value)).__pydantic_fields__  # type: ignore[attr-defined]
+    return {name: getattr(value, name) for name in fields}
 
 
 _TYPE_MESSAGES = {

@@ -6,7 +6,6 @@ description of what a stack contains.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import replace
 from typing import Any
 
@@ -68,7 +67,7 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
     shared = SharedInfra(
         prefix,
         SharedInfraArgs(
-            **declared_by(SharedInfraSettings, config), git_secret_arns=config.git_secret_arns
+            **settings_of(config, SharedInfraSettings), git_secret_arns=config.git_secret_arns
         ),
         opts=opts,
     )
@@ -158,11 +157,6 @@ def build_platform(config: StackConfig, stack: str) -> dict[str, Any]:
         )
         outputs["runnerScaleSets"] = list(runners.scale_sets)
     return outputs
-
-
-def declared_by(settings: type, config: StackConfig) -> dict[str, Any]:
-    """The values of the settings class `settings` (one StackConfig inherits) in `config`."""
-    return {field.name: getattr(config, field.name) for field in dataclasses.fields(settings)}
 
 
 def notebook_args(
