@@ -23,16 +23,13 @@ resources (kubernetes-validate knows core objects only).
 """
 
 import dataclasses
-import difflib
 import enum
-import functools
 import re
-import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlplatform.components.catalog import efa_interfaces, gpus_per_instance
 from mlplatform.components.schema import SettingError, schema
@@ -279,37 +276,18 @@ def checkpoint_prefix(job: str) -> str:
 
 # --- the trainer's config: recipe and overrides checked as `python -m training.train` will -----
 
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-
-
-@functools.cache
-def _trainer_types() -> dict[str, type]:
-    """TrainConfig's keys and their types (imported here: importing the components does not
-    import the trainer)."""
-    from mlplatform.training.config import TrainConfig
-
-    hints = typing.get_type_hints(TrainConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
-
 
 def _trainer_value(key: str, value: Any) -> Any:
-    """`value` as the trainer's setting `key` holds it (YAML's `3e-4` is the string '3e-4')."""
-    types = _trainer_types()
-    name = key.replace("-", "_")
-    if name not in types:
-        close = difflib.get_close_matches(name, list(types), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise SettingError(key, f"is not a setting of the trainer (TrainConfig){hint}")
+    """`value` as the trainer's setting `key` holds it (the trainer's own conversion)."""
+    from mlplatform.training.config import TrainConfigError, coerce_setting
+
+    try:
+        name, converted = coerce_setting(key, value)
+    except TrainConfigError as error:
+        raise SettingError(key, error.problem) from None
     if name in _SET_BY_THE_JOB:
         raise SettingError(key, f"is set by the job ({_SET_BY_THE_JOB[name]})")
-    kind = types[name]
-    try:
-        if isinstance(value, bool) and kind is not bool:
-            raise ValueError
-        return TypeAdapter(kind).validate_python(value)
-    except (ValidationError, ValueError):
-        expected = _TYPE_NAMES.get(kind, f"a {kind}")
-        raise SettingError(key, f"expected {expected}, got {value!r}") from None
+    return converted
 
 
 def _check_trainer_config(job: TrainingJobSettings) -> None:
@@ -335,7 +313,7 @@ def _check_trainer_config(job: TrainingJobSettings) -> None:
         "checkpoint_s3_uri": f"s3://models-bucket/{checkpoint_prefix(job.name)}",
     }
     values.update(own)
-    names = {flag_name(name): name for name in _trainer_types()}
+    names = {flag_name(f.name): f.name for f in dataclasses.fields(TrainConfig)}
 
     def named(error: TrainConfigError, fallback: str, context: str) -> SettingError:
         flag, _, problem = str(error).partition(": ")

@@ -273,6 +273,30 @@ def recipe_settings(recipe: str) -> tuple[Path, dict[str, Any]]:
     return path, values
 
 
+def coerce_setting(key: Any, value: Any) -> tuple[str, Any]:
+    """One setting over a recipe (`max_steps` or `max-steps`; YAML's `3e-4` is a string): its
+    TrainConfig field name and its value as the trainer holds it. Raises TrainConfigError whose
+    `key` is the key as given, e.g. `batch_sise: not a setting of the trainer (did you mean ...)`.
+    """
+    given = _spelled(key)
+    name = str(key).replace("-", "_")
+    known_fields = {f.name: f for f in fields(TrainConfig)}
+    if name not in known_fields:
+        close = difflib.get_close_matches(name, known_fields, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problem = f"not a setting of the trainer{hint}"
+        raise TrainConfigError(f"{given}: {problem}", key=given, problem=problem)
+    try:
+        return name, _coerce(known_fields[name], value, given)
+    except TrainConfigError as error:
+        raise TrainConfigError(str(error), key=given, problem=error.problem) from None
+
+
+def _spelled(key: Any) -> str:
+    """A key as its caller wrote it, quoted when unprintable: the message stays one line."""
+    return str(key) if str(key).isprintable() else repr(key)
+
+
 def validate_recipe(recipe: str, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """The TrainConfig a job would run with: recipe `recipe` (a name in training/configs or a YAML
     path) with `overrides` (TrainConfig field names, `max_steps` or `max-steps`) on top, checked
@@ -287,21 +311,10 @@ def validate_recipe(recipe: str, overrides: Mapping[str, Any] | None = None) -> 
         path, values = recipe_settings(recipe)
     except (RecipeError, TrainConfigError) as error:
         raise TrainConfigError(str(error)) from None
-    known_fields = {f.name: f for f in fields(TrainConfig)}
     spelled: dict[str, str] = {}  # field name -> the override key as the caller wrote it
     for key, value in (overrides or {}).items():
-        given = str(key) if str(key).isprintable() else repr(key)  # the message stays one line
-        name = str(key).replace("-", "_")
-        if name not in known_fields:
-            close = difflib.get_close_matches(name, known_fields, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problem = f"not a setting of the trainer{hint}"
-            raise TrainConfigError(f"{given}: {problem}", key=given, problem=problem)
-        try:
-            values[name] = _coerce(known_fields[name], value, given)
-        except TrainConfigError as error:
-            raise TrainConfigError(str(error), key=given, problem=error.problem) from None
-        spelled[name] = given
+        name, values[name] = coerce_setting(key, value)
+        spelled[name] = _spelled(key)
     try:
         return TrainConfig(**values).validate()
     except TrainConfigError as error:
