@@ -3,7 +3,7 @@ checkout that installs it and plans a separate consumer project importing our co
 
 The venv test installs the wheel with its dependencies (~450 MB, mostly pulumi-aws). pip keeps no
 HTTP cache on these machines, so the downloaded wheels are kept in pytest's cache
-(`.pytest_cache/d/mlplatform-wheelhouse`) and later runs install from there, offline.
+(`.pytest_cache/d/mlplatform-wheelhouse`): later runs of this checkout install from there, offline.
 """
 
 import email
@@ -32,65 +32,9 @@ NOT_SOURCE = shutil.ignore_patterns(
 )  # fmt: skip
 
 # ---------------------------------------------------------------------------------------------
-# The consumer project: a team's own Pulumi stack, in its own directory, importing mlplatform.
-# Written against the components' API; keep it short (it is what the README promises works).
-CONSUMER_PULUMI_YAML = "name: team-x-gpu\nruntime: python\n"
-CONSUMER_STACK_YAML = """\
-config:
-  aws:region: eu-west-1
-  team-x-gpu:vpcId: vpc-0a1b2c3d4e5f60708
-  team-x-gpu:subnetIds: '["subnet-0aaa1111bbbb2222c", "subnet-0ddd3333eeee4444f"]'
-  team-x-gpu:routeTableIds: '["rtb-0123456789abcdef0"]'
-  team-x-gpu:githubToken: ghp_not_a_real_token
-"""
-CONSUMER_PROGRAM = '''\
-"""Team X: our shared layer on their existing VPC, a GPU cluster and GitHub runners on it."""
-
-import pulumi
-
-from mlplatform.components.arc_runners import (
-    ArcRunners,
-    ArcRunnersArgs,
-    GitHubTokenAuth,
-    RunnerClassArgs,
-)
-from mlplatform.components.eks import GpuEksCluster, GpuEksClusterArgs, NodeGroupArgs
-from mlplatform.components.network import ExistingNetwork
-from mlplatform.components.shared_infra import SharedInfra, SharedInfraArgs
-
-config = pulumi.Config()
-shared = SharedInfra(
-    "team-x",
-    SharedInfraArgs(
-        region="eu-west-1",
-        network=ExistingNetwork(
-            vpc_id=config.require("vpcId"),
-            private_subnet_ids=config.require_object("subnetIds"),
-            private_route_table_ids=config.require_object("routeTableIds"),
-        ),
-    ),
-)
-cluster = GpuEksCluster(
-    "team-x-gpu",
-    GpuEksClusterArgs(
-        vpc_id=shared.vpc_id,
-        subnet_ids=shared.private_subnet_ids,
-        vpc_cidr=shared.vpc_cidr,
-        region="eu-west-1",
-        gpu_node_groups=[NodeGroupArgs(name="g6", instance_types=["g6.xlarge"], max_size=2)],
-    ),
-)
-ArcRunners(
-    "team-x-arc",
-    ArcRunnersArgs(
-        provider=cluster.provider,
-        github_config_url="https://github.com/team-x",
-        auth=GitHubTokenAuth(token=config.require_secret("githubToken")),
-        runner_classes=[RunnerClassArgs(name="gpu", gpus=1)],
-    ),
-)
-pulumi.export("clusterName", cluster.cluster_name)
-'''
+# The consumer project (Pulumi.yaml, Pulumi.dev.yaml, __main__.py): a team's own stack importing
+# SharedInfra (on an existing VPC), GpuEksCluster and ArcRunners from mlplatform.components.
+CONSUMER = ROOT / "tests" / "consumer"
 # The extras that program needs: everything else must stay uninstalled.
 CONSUMER_EXTRAS = "eks"
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +158,7 @@ def venv(
         # First run here, or the dependencies changed: fetch what is missing from the index.
         _run(
             [sys.executable, "-m", "pip", "download", "-q", "-d", str(wheelhouse), requirement],
-            "downloading the wheel's dependencies (this needs the package index, once per machine)",
+            "downloading the wheel's dependencies (needs the package index; once per checkout)",
         )
         _run(from_wheelhouse, "installing the wheel and its dependencies")
     print(f"virtualenv with {requirement} ready in {time.monotonic() - started:.1f} s")
@@ -252,11 +196,7 @@ def test_installed_wheel_plans_a_consumer_project_outside_the_checkout(
         "pulumi_docker_build": False,  # mlplatform[images] only
     }
 
-    consumer = tmp_path / "team-x-gpu"
-    consumer.mkdir()
-    (consumer / "Pulumi.yaml").write_text(CONSUMER_PULUMI_YAML)
-    (consumer / "Pulumi.dev.yaml").write_text(CONSUMER_STACK_YAML)
-    (consumer / "__main__.py").write_text(CONSUMER_PROGRAM)
+    consumer = shutil.copytree(CONSUMER, tmp_path / "team-x-gpu", ignore=NOT_SOURCE)
 
     result = _run(
         [str(venv / "bin" / "mlplatform"), "plan", "dev", "--cwd", str(consumer), "--json"],
