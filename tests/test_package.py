@@ -69,6 +69,11 @@ def checkout_files(folder: str, pattern: str) -> list[str]:
     return [f"mlplatform/{name}" for name in files]
 
 
+def test_readme_shows_the_consumer_program_these_tests_plan() -> None:
+    program = (CONSUMER / "__main__.py").read_text()
+    assert f"```python\n{program}```" in (ROOT / "README.md").read_text()
+
+
 def test_wheel_has_no_top_level_package_but_mlplatform(wheel: Path) -> None:
     top_level = {name.split("/")[0] for name in names_in(wheel)}
     version = wheel.name.split("-")[1]
@@ -207,6 +212,8 @@ def test_installed_wheel_plans_a_consumer_project_outside_the_checkout(
     assert plan["project"] == "team-x-gpu"
     assert plan["outputs"] == {"clusterName": "team-x-gpu"}
 
+    providers = {r["name"]: r for r in plan["resources"] if r["type"] == "pulumi:providers:aws"}
+    assert providers["eu-west-1"]["inputs"]["region"] == "eu-west-1"  # passed through opts
     vpc_ids = {r["inputs"].get("vpcId") for r in plan["resources"] if "vpcId" in r["inputs"]}
     assert vpc_ids == {"vpc-0a1b2c3d4e5f60708"}  # the existing network, no VPC of ours
     assert not [r for r in plan["resources"] if r["type"] == "aws:ec2/vpc:Vpc"]
