@@ -200,6 +200,13 @@ def test_installed_wheel_plans_a_consumer_project_outside_the_checkout(
         "pulumi_aws_native": False,  # mlplatform[hyperpod] only
         "pulumi_docker_build": False,  # mlplatform[images] only
     }
+    # A component whose extra is missing fails on import, naming what is missing.
+    image = subprocess.run(
+        [python, "-c", "import mlplatform.components.images"],
+        capture_output=True, text=True, cwd=tmp_path, env=outside_env(),
+    )  # fmt: skip
+    assert image.returncode == 1
+    assert "pulumi_docker_build" in image.stderr.strip().splitlines()[-1]
 
     consumer = shutil.copytree(CONSUMER, tmp_path / "team-x-gpu", ignore=NOT_SOURCE)
 
