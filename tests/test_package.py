@@ -113,11 +113,17 @@ def test_wheel_requires_no_torch_and_only_the_providers_every_importer_needs(
         marker = str(requirement.marker or "")
         extra = marker.split("extra ==")[1].strip(" \"'") if "extra ==" in marker else ""
         needs.setdefault(extra, set()).add(canonicalize_name(requirement.name))
-    assert needs[""] == {"pulumi", "pulumi-aws", "boto3", "pydantic", "pyyaml"}
+    assert needs[""] == {
+        "pulumi",
+        "pulumi-aws",
+        "pulumi-docker-build",
+        "boto3",
+        "pydantic",
+        "pyyaml",
+    }
     assert needs["eks"] == {"pulumi-eks", "pulumi-kubernetes"}
-    assert needs["hyperpod"] == {"pulumi-aws-native", "pulumi-kubernetes"}
-    assert needs["images"] == {"pulumi-docker-build"}
-    assert needs["all"] == {"mlplatform"}  # mlplatform[eks,hyperpod,images]
+    assert needs["hyperpod"] == {"pulumi-aws-native", "mlplatform"}  # + mlplatform[eks]
+    assert needs["all"] == {"mlplatform"}  # mlplatform[eks,hyperpod]
     assert [extra for extra, names in needs.items() if "torch" in names] == ["training"]
 
 
@@ -198,15 +204,15 @@ def test_installed_wheel_plans_a_consumer_project_outside_the_checkout(
         "pulumi_eks": True,
         "pulumi_kubernetes": True,
         "pulumi_aws_native": False,  # mlplatform[hyperpod] only
-        "pulumi_docker_build": False,  # mlplatform[images] only
+        "pulumi_docker_build": True,
     }
     # A component whose extra is missing fails on import, naming what is missing.
-    image = subprocess.run(
-        [python, "-c", "import mlplatform.components.images"],
+    hyperpod = subprocess.run(
+        [python, "-c", "import mlplatform.components.hyperpod"],
         capture_output=True, text=True, cwd=tmp_path, env=outside_env(),
     )  # fmt: skip
-    assert image.returncode == 1
-    assert "pulumi_docker_build" in image.stderr.strip().splitlines()[-1]
+    assert hyperpod.returncode == 1
+    assert "pulumi_aws_native" in hyperpod.stderr.strip().splitlines()[-1]
 
     consumer = shutil.copytree(CONSUMER, tmp_path / "team-x-gpu", ignore=NOT_SOURCE)
 
