@@ -166,11 +166,14 @@ def venv(
     wheelhouse = cache.mkdir("mlplatform-wheelhouse") if cache else tmp_path_factory.mktemp("wh")
     from_wheelhouse = [*install, "--no-index", "--find-links", str(wheelhouse), requirement]
     if subprocess.run(from_wheelhouse, capture_output=True, env=outside_env()).returncode != 0:
-        # First run here, or the dependencies changed: fetch what is missing from the index.
+        # First run here, or the dependencies changed: fetch what is missing from the index. The
+        # wheelhouse keeps dependencies only (pip would read a stale wheel of ours from it).
         _run(
             [sys.executable, "-m", "pip", "download", "-q", "-d", str(wheelhouse), requirement],
             "downloading the wheel's dependencies (needs the package index; once per checkout)",
         )
+        for ours in wheelhouse.glob("mlplatform-*"):
+            ours.unlink()
         _run(from_wheelhouse, "installing the wheel and its dependencies")
     print(f"virtualenv with {requirement} ready in {time.monotonic() - started:.1f} s")
     return directory
