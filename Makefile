@@ -14,7 +14,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
-	$(BIN)/pip install --quiet -e ".[training,s3,mtc,dev,policy]"
+	$(BIN)/pip install --quiet -e ".[all,training,s3,mtc,dev,policy]"
 	touch $@
 
 plan: $(VENV)/.installed

@@ -5,7 +5,6 @@ config live in a temporary directory."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -209,12 +208,3 @@ def test_scripts_fetch_nothing_from_the_internet() -> None:
     for name, content in hyperpod.lifecycle_scripts().items():
         for fetcher in ("curl ", "wget ", "pip install", "git clone", "http://", "https://"):
             assert fetcher not in content, (name, fetcher)
-
-
-def test_packaged_scripts_ship_with_the_distribution() -> None:
-    """pyproject's package-data must include the folder, or installed copies lack the scripts."""
-    pyproject = (Path(hyperpod.__file__).resolve().parent.parent / "pyproject.toml").read_text()
-    assert f"{hyperpod.LIFECYCLE_PACKAGE_DIR}/*" in pyproject
-    assert os.access(
-        Path(hyperpod.__file__).parent / hyperpod.LIFECYCLE_PACKAGE_DIR / "on_create.sh", os.R_OK
-    )
