@@ -7,8 +7,12 @@ annotations (outputs), and the CLI generates an SDK in the consumer's language. 
 of each component is `mlplatform:index:<ClassName>`, so `name` must stay "mlplatform".
 """
 
+from typing import Any
+
 import pulumi
+from pulumi.provider.experimental import component as hosted_component
 from pulumi.provider.experimental import component_provider_host
+from pulumi.provider.experimental.analyzer import Analyzer
 
 import mlplatform
 from mlplatform.components.arc_runners import ArcRunners
@@ -35,7 +39,26 @@ COMPONENTS: list[type[pulumi.ComponentResource]] = [
 ]
 
 
+class DocumentedAnalyzer(Analyzer):
+    """Pulumi's analyzer, with the descriptions of inherited settings.
+
+    The analyzer reads a field's docstring from the source of the class it analyzes only, so an
+    Args class that inherits its settings (`GpuEksClusterArgs(GpuEksClusterSettings)`) would lose
+    every inherited description. components.schema keeps each declaration's docstring on the
+    field, inherited ones included; this fills the gap from there.
+    """
+
+    def get_docstring(self, typ: type, name: str) -> str | None:
+        found = super().get_docstring(typ, name)
+        if found is None:
+            field: Any = getattr(typ, "__pydantic_fields__", {}).get(name)
+            found = field.description if field is not None else None
+        return found
+
+
 def main() -> None:
+    # The host builds its provider's schema with the Analyzer of its own module: ours instead.
+    hosted_component.Analyzer = DocumentedAnalyzer  # type: ignore[misc]
     component_provider_host(
         components=COMPONENTS, name="mlplatform", version=mlplatform.__version__
     )
