@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import yaml
 
-from mlplatform.config import ConfigError
 from mlplatform.mocks import SECRET_MASK, Registration, unwrap_secret
 from mlplatform.program import ProgramRun, Project, ProjectError
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run = Project.load(args.cwd).run(args.stack)
-    except (ProjectError, ConfigError) as error:  # one line, no traceback
+    except (ProjectError, pulumi.RunError) as error:  # config mistakes too: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 1
     for path in write(run, args.directory):
