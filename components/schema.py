@@ -5,7 +5,7 @@ type, default, bounds (`pydantic.Field`) and a one-line docstring under it. The 
 serves three callers:
 
 - Python code constructing Args: a bad value raises `ArgsError`, one line naming the argument
-  (`NodeGroupArgs.max_size: 0 is below min_size 1`), never a traceback from deep inside.
+  (`GpuNodeGroup.max_size: 1 is below minSize 2`), never a traceback from deep inside.
 - The stack file: `mlplatform/config.py` composes the stack's config from these classes and reports
   the same problem as `Pulumi.staging.yaml: mlplatform:eks.gpuNodeGroups[0].maxSize: ...`.
 - Other Pulumi languages: the fields are plain types, enums, lists, maps and nested Args, so

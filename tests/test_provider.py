@@ -171,3 +171,16 @@ def test_schema_of_the_analyzable_components_names_them_under_the_package() -> N
     assert bucket["requiredInputs"] == ["kmsKeyArn"]
     assert bucket["inputProperties"]["noncurrentVersionDays"]["type"] == "integer"
     assert sorted(bucket["properties"]) == ["arn", "bucketName"]
+
+
+def test_the_readme_yaml_example_is_what_the_component_accepts() -> None:
+    """The provider hands a component its YAML properties as a mapping: the example's must parse."""
+    from mlplatform.components.eks import GpuEksClusterArgs
+    from mlplatform.components.schema import parse
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("YAML:\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    resource = yaml.safe_load(block)["resources"]["gpu"]
+    assert resource["type"] == "mlplatform:index:GpuEksCluster"
+    args = parse(GpuEksClusterArgs, resource["properties"])
+    assert [group.instance_types for group in args.gpu_node_groups] == [["g6.xlarge"]]
