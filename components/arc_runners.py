@@ -56,6 +56,10 @@ class GitHubAuth(enum.StrEnum):
     TOKEN = "token"
 
 
+# Namespaces that exist before the runners and belong to the cluster (or to HyperPod's add-ons).
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "aws-hyperpod")
+
+
 @schema
 class RunnerClass:
     """One runner scale set; its name is the `runs-on` label workflows use."""
@@ -167,6 +171,10 @@ class ArcRunnersSettings:
                 f"{namespace!r} is not a namespace name "
                 "(lowercase letters, digits and hyphens, at most 40)"
             )
+        if namespace in RESERVED_NAMESPACES or namespace.startswith("kube-"):
+            # The component owns its namespaces: it denies all ingress in them, puts the
+            # GitHub credentials there and deletes them on destroy.
+            raise ValueError(f"{namespace!r} is a namespace the cluster or HyperPod owns")
         return namespace
 
     @model_validator(mode="after")

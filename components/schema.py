@@ -43,6 +43,13 @@ CONFIG = ConfigDict(
 )
 
 
+# What stands in for a secret value wherever it must not or cannot be shown: in an error message
+# about a bad secret, a secret input or output in the offline plan and in rendered manifests,
+# and a `secure:` stack value, which only the Pulumi CLI can decrypt. One concept, one constant:
+# a test or a reader looking for a hidden value looks for this text.
+SECRET_MASK = "[secret]"
+
+
 class ArgsError(pulumi.RunError):
     """A bad setting. Its message is one line naming the setting; no traceback follows."""
 
@@ -153,6 +160,8 @@ def describe(error: ValidationError, root: str, *, camel: bool, schema_root: Any
     where = f"{root}{path}" if joined else f"{root}.{path}"
     kind = first["type"]
     value = first.get("input")
+    if _is_secret(_field_at(loc, schema_root)):
+        value = SECRET_MASK  # a bad secret is named, never shown
     if isinstance(cause, SettingError):
         message = str(cause)
     elif kind == "missing" or kind == "missing_keyword_only_argument":
@@ -225,6 +234,24 @@ def _path(loc: list[Any], camel: bool, schema_root: Any = None) -> str:
     return text
 
 
+def _field_at(loc: list[Any], schema_root: Any) -> Any:
+    """The field a location names (`["arc", "github_token"]`), or None."""
+    cls, field = schema_root, None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if cls is None:
+            return None
+        field = _fields(cls).get(_snake(str(part)))
+        cls = _settings_class(field.annotation) if field else None
+    return field
+
+
+def _is_secret(field: Any) -> bool:
+    """Fields kept out of repr (credentials), and SecretStr ones."""
+    return field is not None and (field.repr is False or "SecretStr" in str(field.annotation))
+
+
 def _suggestion(loc: list[Any], schema_root: Any, camel: bool) -> str:
     """Name the closest known key for a typo, which is what the user almost always meant."""
     cls = schema_root
@@ -261,6 +288,7 @@ def _snake(name: str) -> str:
 
 __all__ = [
     "CONFIG",
+    "SECRET_MASK",
     "ArgsError",
     "SettingError",
     "describe",

@@ -60,6 +60,8 @@ CHECKPOINT_MOUNT = "/checkpoints"
 IMAGE_UID = 10001
 # Where the node's instance-store NVMe is mounted: HyperPod mounts it at /opt/dlami/nvme; the EKS
 # AL2023 AMI (nodeadm localStorage RAID0) at /mnt/k8s-disks/0.
+# The only host directories a job may mount for its tier-1 checkpoints.
+NVME_ROOTS = ("/opt/dlami/nvme", "/mnt/k8s-disks")
 NVME_HOST_PATHS: dict[TrainingEngine, str] = {
     TrainingEngine.HYPERPOD: "/opt/dlami/nvme",
     TrainingEngine.EKS: "/mnt/k8s-disks/0",
@@ -133,7 +135,22 @@ class TrainingJobSettings:
     hang_timeout_seconds: int = Field(default=600, ge=60, le=86400)
     """engine hyperpod: most seconds between two `Loss:` lines before the job counts as hung."""
     nvme_host_path: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9_./-]*$")
-    """Where the nodes mount their instance-store NVMe (default: the engine's AMI's path)."""
+    """Where the nodes mount their instance-store NVMe, under /opt/dlami/nvme or /mnt/k8s-disks
+    (default: the engine's AMI's path)."""
+
+    @field_validator("nvme_host_path")
+    @classmethod
+    def _instance_store(cls, path: str | None) -> str | None:
+        # The directory is mounted writable into the trainer and chowned by a root init
+        # container: a stack file must not be able to hand it /, /etc or /var/lib/kubelet.
+        if path is None:
+            return path
+        inside = any(path == root or path.startswith(f"{root}/") for root in NVME_ROOTS)
+        if ".." in path.split("/") or not inside:
+            raise ValueError(
+                f"{path!r} is not an instance-store mount (under {' or '.join(NVME_ROOTS)})"
+            )
+        return path
 
     @field_validator("name", "namespace")
     @classmethod

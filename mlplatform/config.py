@@ -177,6 +177,11 @@ class StackConfig(SharedInfraSettings):
     def _check_arc(self, arc: ArcConfig) -> None:
         if self.eks is None:
             raise _KeyError("arc", "needs the stack's EKS cluster (mlplatform:eks)")
+        jobs = {job.namespace for job in self.training_jobs}
+        for key in ("controller_namespace", "runners_namespace"):
+            if getattr(arc, key) in jobs:
+                # Each component creates (and on destroy deletes) its own namespaces.
+                raise _KeyError(f"arc.{key}", f"{getattr(arc, key)!r} is a trainingJobs namespace")
         if arc.auth == "app" and self.github_app_private_key is None:
             raise _KeyError(
                 "githubAppPrivateKey",

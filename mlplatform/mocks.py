@@ -20,17 +20,14 @@ from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.sync_await import _ensure_event_loop
 
+from mlplatform.components.schema import SECRET_MASK
+
 ACCOUNT_ID = "123456789012"
 PARTITION = "aws"
 
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
 _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-# What stands in for a secret value wherever the offline tools cannot or must not show it: a
-# secret input or output in the plan and in rendered manifests, and a `secure:` stack value,
-# which only the Pulumi CLI can decrypt (mlplatform.program, mlplatform.config). One concept,
-# one constant: a test or a reader looking for a hidden value looks for this text.
-SECRET_MASK = "[secret]"
 
 
 @dataclass

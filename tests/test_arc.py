@@ -13,6 +13,7 @@ import kubernetes_validate
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+import yaml
 
 from mlplatform.components.arc_runners import (
     DEFAULT_RUNNER_CLASSES,
@@ -847,3 +848,56 @@ def test_runners_accept_a_camel_case_mapping_and_take_the_cluster_from_opts() ->
     secret = direct.named("direct-github-config", "kubernetes:core/v1:Secret")
     assert unwrap_secret(secret.inputs["stringData"]) == {"github_token": "ghp_exampletoken"}
     assert direct.outputs["scaleSets"] == ["cpu", "gpu"]
+
+
+@pytest.mark.parametrize("bad", [["SECRETPEM"], {"key": "SECRETPEM"}, 12345])
+def test_a_malformed_credential_is_named_but_never_shown(bad: Any) -> None:
+    from mlplatform.components.arc_runners import ArcRunnersArgs
+    from mlplatform.components.schema import ArgsError
+
+    with pytest.raises(ArgsError) as raised:
+        ArcRunnersArgs(
+            github_config_url="https://github.com/example-org",
+            auth="token",
+            github_token=bad,
+        )
+    assert str(raised.value) == "ArcRunnersArgs.github_token: expected a string, got '[secret]'"
+    assert "SECRET" not in str(raised.value) and "12345" not in str(raised.value)
+
+
+def test_a_malformed_secret_in_the_stack_file_is_never_shown() -> None:
+    from mlplatform.config import ConfigError, parse_stack_config
+
+    raw = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())["config"]
+    raw["mlplatform:githubAppPrivateKey"] = '{"token": "ghp_SECRET"}'  # JSON-decoded by config
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(raw, "Pulumi.staging.yaml")
+    assert "ghp_SECRET" not in str(raised.value)
+    assert str(raised.value).startswith("Pulumi.staging.yaml: mlplatform:githubAppPrivateKey: ")
+
+
+@pytest.mark.parametrize("namespace", ["kube-system", "default", "kube-anything", "aws-hyperpod"])
+def test_runners_never_take_over_a_namespace_of_the_cluster(namespace: str) -> None:
+    from mlplatform.components.arc_runners import ArcRunnersSettings
+    from mlplatform.components.schema import ArgsError
+
+    with pytest.raises(ArgsError, match=r"^ArcRunnersSettings\.runners_namespace: .* owns$"):
+        ArcRunnersSettings(
+            github_config_url="https://github.com/example-org",
+            auth="token",
+            runners_namespace=namespace,
+        )
+
+
+def test_runners_and_training_jobs_do_not_share_a_namespace() -> None:
+    from mlplatform.config import ConfigError, parse_stack_config
+
+    raw = yaml.safe_load((ROOT / "Pulumi.production.yaml").read_text())["config"]
+    job_namespace = raw["mlplatform:trainingJobs"][0].get("namespace", "training")
+    raw["mlplatform:arc"] = {**raw["mlplatform:arc"], "runnersNamespace": job_namespace}
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(raw, "Pulumi.production.yaml")
+    assert str(raised.value) == (
+        "Pulumi.production.yaml: mlplatform:arc.runnersNamespace: "
+        f"{job_namespace!r} is a trainingJobs namespace"
+    )

@@ -152,7 +152,7 @@ SOURCES = [
 
 def test_the_secret_placeholder_is_defined_once() -> None:
     defining = [p.relative_to(ROOT).as_posix() for p in SOURCES if '"[secret]"' in p.read_text()]
-    assert defining == ["mlplatform/mocks.py"]
+    assert defining == ["components/schema.py"]
 
 
 @pytest.mark.parametrize("name", ["ConfigError", "Checkpointer"])

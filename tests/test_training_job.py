@@ -294,6 +294,18 @@ ARGS_ERRORS = [
         {"env": {"NCCL_DEBUG": 1}},
         "TrainingJobArgs.env.NCCL_DEBUG: expected a string, got 1",
     ),
+    # The host directory mounted writable into the trainer (and chowned by root): never / or
+    # a system directory, only the instance-store mount points.
+    (
+        {"nvme_host_path": "/"},
+        "TrainingJobArgs.nvme_host_path: '/' is not an instance-store mount "
+        "(under /opt/dlami/nvme or /mnt/k8s-disks)",
+    ),
+    (
+        {"nvme_host_path": "/opt/dlami/nvme/../../../etc"},
+        "TrainingJobArgs.nvme_host_path: '/opt/dlami/nvme/../../../etc' is not an instance-store "
+        "mount (under /opt/dlami/nvme or /mnt/k8s-disks)",
+    ),
     (
         {"name": "Llama_8B"},
         "TrainingJobArgs.name: 'Llama_8B' is not a Kubernetes name",
