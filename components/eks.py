@@ -43,6 +43,7 @@ from mlplatform.components.iam import (
 )
 from mlplatform.components.schema import SettingError, parse, schema
 from mlplatform.components.security_groups import rule
+from mlplatform.components.shared_infra import aws_region
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 # Toleration matching the GPU taint, for anything that must run on GPU nodes.
@@ -64,8 +65,6 @@ LABEL_KEY = re.compile(
 )
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
-# The regions the pinned pulumi-aws knows; its provider refuses any other.
-AWS_REGIONS = frozenset(region.value for region in aws.Region)
 # The retention periods CloudWatch Logs accepts (PutRetentionPolicy, botocore's `Days`).
 LOG_RETENTION_DAYS = (
     *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827),
@@ -322,9 +321,7 @@ class GpuEksClusterArgs(GpuEksClusterSettings):
     @field_validator("region")
     @classmethod
     def _region(cls, region: str) -> str:
-        if region not in AWS_REGIONS:
-            raise ValueError(f"{region!r} is not an AWS region")
-        return region
+        return aws_region(region)
 
     @model_validator(mode="after")
     def _subnets(self) -> "GpuEksClusterArgs":

@@ -34,7 +34,17 @@ from mlplatform.components.security_groups import rule, security_group
 # under model/<pipeline>/<execution>/, and inference repackaging under repackage/<pipeline>/<time>/.
 MODELS_BUCKET_PREFIXES = ("data/", "code/", "model/", "repackage/")
 
-REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+# The regions the pinned pulumi-aws knows; its provider refuses any other.
+AWS_REGIONS = frozenset(region.value for region in aws.Region)
+
+
+def aws_region(region: str) -> str:
+    """`region` if the AWS provider knows it (one check for every component that takes one)."""
+    if region not in AWS_REGIONS:
+        raise ValueError(f"{region!r} is not an AWS region")
+    return region
+
+
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
 
@@ -76,9 +86,7 @@ class SharedInfraSettings(BucketLifecycle, NetworkArgs):
     @field_validator("region")
     @classmethod
     def _region(cls, region: str) -> str:
-        if not REGION.match(region):
-            raise ValueError(f"{region!r} is not an AWS region")
-        return region
+        return aws_region(region)
 
     @field_validator("existing_vpc_id", mode="before")
     @classmethod

@@ -66,6 +66,8 @@ MALFORMED = [
         "mlplatform:notebooks[0].subnetIndex: 2 is out of range: the stack has 2 private subnets",
     ),
     ({"aws:region": "mars-1"}, "aws:region: 'mars-1' is not an AWS region"),
+    # Region-shaped but not a region the AWS provider knows.
+    ({"aws:region": "eu-west-9"}, "aws:region: 'eu-west-9' is not an AWS region"),
     (
         {"mlplatform:notebooks": [{**NB, "gitRepository": {"url": "git@github.com:x/y.git"}}]},
         "mlplatform:notebooks[0].gitRepository.url: 'git@github.com:x/y.git' is not an https:// git URL",

@@ -444,6 +444,7 @@ BAD_ARGS = [
     ),
     ({"vpc_endpoints": ["sts", "sts"]}, "SharedInfraArgs.vpc_endpoints: lists an endpoint twice"),
     ({"region": "mars-1"}, "SharedInfraArgs.region: 'mars-1' is not an AWS region"),
+    ({"region": "eu-west-9"}, "SharedInfraArgs.region: 'eu-west-9' is not an AWS region"),
     ({"region": None}, "SharedInfraArgs.region: expected a string, got None"),
     (
         {"vpc_cidr": "10.0.0.0/8"},
