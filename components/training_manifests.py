@@ -32,7 +32,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from mlplatform.components.catalog import efa_interfaces, gpus_per_instance
-from mlplatform.components.schema import SettingError, schema
+from mlplatform.components.schema import SettingError, schema, settings_of
 from mlplatform.training.efa import NodeFacts, efa_env
 from mlplatform.training.recipes import load_recipe, recipe_names
 
@@ -278,8 +278,7 @@ class TrainingJobSpec(TrainingJobSettings):
     @classmethod
     def of(cls, settings: TrainingJobSettings, **resolved: Any) -> "TrainingJobSpec":
         """`settings` (or Args built on them) with the resolved values."""
-        own = {f.name: getattr(settings, f.name) for f in dataclasses.fields(TrainingJobSettings)}
-        return cls(**own, **resolved)
+        return cls(**settings_of(settings, TrainingJobSettings), **resolved)
 
     @property
     def checkpoint_s3_uri(self) -> str:

@@ -306,7 +306,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack_file: str) -> StackConfig:
     try:
         return TypeAdapter(StackConfig).validate_python(data)
     except ValidationError as error:
-        raise ConfigError(_describe(error, data, stack_file)) from None
+        raise ConfigError(_describe(error, stack_file)) from None
 
 
 def load_stack_config() -> StackConfig:
@@ -331,7 +331,7 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _describe(error: ValidationError, data: Mapping[str, Any], stack_file: str) -> str:
+def _describe(error: ValidationError, stack_file: str) -> str:
     """One line for the first problem: `<file>: mlplatform:<key path>: <what is wrong>`."""
     line = describe(error, f"{PROJECT}:", camel=True, schema_root=StackConfig)
     if line.startswith(f"{PROJECT}:region:"):
