@@ -22,12 +22,17 @@ from importlib import resources
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
 from mlplatform.components.eks import DNS_LABEL, GPU_TOLERATION, NODE_GROUP_LABEL, SYSTEM_NODE_GROUP
+from mlplatform.components.extras import missing_extra
 from mlplatform.components.helm import layered_values, release
 from mlplatform.components.schema import SettingError, parse, schema
+
+try:
+    import pulumi_kubernetes as k8s
+except ModuleNotFoundError as missing:
+    missing_extra(missing, "ArcRunners")
 
 # The runner release the images build on and the fallback image; one place to bump.
 RUNNER_VERSION = "2.329.0"

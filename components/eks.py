@@ -23,8 +23,6 @@ from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_eks as eks
-import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
 from mlplatform.components.catalog import (
@@ -33,6 +31,7 @@ from mlplatform.components.catalog import (
     efa_interfaces,
     gpus_per_instance,
 )
+from mlplatform.components.extras import missing_extra
 from mlplatform.components.helm import layered_values, release
 from mlplatform.components.iam import (
     assume_role_policy,
@@ -44,6 +43,12 @@ from mlplatform.components.iam import (
 from mlplatform.components.schema import SettingError, parse, schema
 from mlplatform.components.security_groups import rule
 from mlplatform.components.shared_infra import aws_region
+
+try:
+    import pulumi_eks as eks
+    import pulumi_kubernetes as k8s
+except ModuleNotFoundError as missing:
+    missing_extra(missing, "GpuEksCluster")
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 # Toleration matching the GPU taint, for anything that must run on GPU nodes.

@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 import yaml
+
+from mlplatform.components.extras import missing_extra
+
+try:
+    import pulumi_kubernetes as k8s
+except ModuleNotFoundError as missing:
+    missing_extra(missing, "Helm releases (GpuEksCluster, ArcRunners)")
 
 # The values files shipped with the package (helm/ in the checkout); components accept another
 # directory.

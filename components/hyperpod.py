@@ -25,7 +25,6 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_aws_native as aws_native
 from pydantic import Field, field_validator, model_validator
 
 from mlplatform.components.catalog import (
@@ -35,6 +34,7 @@ from mlplatform.components.catalog import (
     instance_family,
 )
 from mlplatform.components.eks import GPU_TAINT_KEY
+from mlplatform.components.extras import missing_extra
 from mlplatform.components.hyperpod_eks import (
     ChartSource,
     dependencies_chart,
@@ -50,6 +50,11 @@ from mlplatform.components.iam import (
 )
 from mlplatform.components.schema import ArgsError, SettingError, parse, schema
 from mlplatform.components.security_groups import rule, security_group
+
+try:
+    import pulumi_aws_native as aws_native
+except ModuleNotFoundError as missing:
+    missing_extra(missing, "HyperPodCluster")
 
 LIFECYCLE_PACKAGE_DIR = "hyperpod_lifecycle"
 ON_CREATE = "on_create.sh"

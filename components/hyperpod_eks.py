@@ -24,11 +24,16 @@ from collections.abc import Sequence
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
+from mlplatform.components.extras import missing_extra
 from mlplatform.components.iam import managed_policy_arn, pod_identity_trust_policy
 from mlplatform.components.schema import SettingError, schema
+
+try:
+    import pulumi_kubernetes as k8s
+except ModuleNotFoundError as missing:
+    missing_extra(missing, "HyperPodCluster")
 
 TRAINING_OPERATOR_ADDON = "amazon-sagemaker-hyperpod-training-operator"
 TRAINING_OPERATOR_POLICY = "AmazonSageMakerHyperPodTrainingOperatorAccess"

@@ -14,9 +14,9 @@ can deploy a job onto any EKS cluster.
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from mlplatform.components import training_manifests as tm
+from mlplatform.components.extras import missing_extra
 from mlplatform.components.iam import (
     irsa_trust_policy,
     policy_document,
@@ -27,6 +27,11 @@ from mlplatform.components.schema import parse, schema
 from mlplatform.components.security_groups import rule, security_group
 from mlplatform.components.shared_infra import SharedInfra
 from mlplatform.components.training_manifests import TrainingEngine, TrainingJobSettings
+
+try:
+    import pulumi_kubernetes as k8s
+except ModuleNotFoundError as missing:
+    missing_extra(missing, "TrainingJob")
 
 # What the training image is built from (the mlplatform wheel and docker/training); its build
 # context is the repository root, whose content digest would cover every file in the checkout.

@@ -215,7 +215,10 @@ def test_installed_wheel_plans_a_consumer_project_outside_the_checkout(
         capture_output=True, text=True, cwd=tmp_path, env=outside_env(),
     )  # fmt: skip
     assert hyperpod.returncode == 1
-    assert "pulumi_aws_native" in hyperpod.stderr.strip().splitlines()[-1]
+    assert hyperpod.stderr.strip().splitlines()[-1] == (
+        "ModuleNotFoundError: HyperPodCluster: pulumi_aws_native is not installed "
+        "(pip install 'mlplatform[hyperpod]')"
+    )
 
     consumer = shutil.copytree(CONSUMER, tmp_path / "team-x-gpu", ignore=NOT_SOURCE)
 
