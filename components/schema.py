@@ -71,6 +71,8 @@ def schema(cls: type[T]) -> type[T]:
     init = built.__init__
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if args:  # pydantic would report them as list items of the first field
+            raise ArgsError(f"{built.__name__}: takes keyword arguments only, got {len(args)}")
         try:
             init(self, *args, **kwargs)
         except ValidationError as error:

@@ -202,3 +202,9 @@ def test_a_mapping_from_another_language_is_parsed_the_same_way(data: Any, value
         assert str(error).startswith(cls.__name__)
     else:
         assert isinstance(result, cls)
+
+
+def test_positional_arguments_are_named_as_such() -> None:
+    with pytest.raises(ArgsError) as raised:
+        SecureBucketArgs(KMS)  # type: ignore[misc]
+    assert str(raised.value) == "SecureBucketArgs: takes keyword arguments only, got 1"
