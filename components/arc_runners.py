@@ -27,7 +27,7 @@ from pydantic import Field, field_validator, model_validator
 from mlplatform.components.eks import DNS_LABEL, GPU_TOLERATION, NODE_GROUP_LABEL, SYSTEM_NODE_GROUP
 from mlplatform.components.extras import missing_extra
 from mlplatform.components.helm import layered_values, release
-from mlplatform.components.schema import SettingError, parse, schema
+from mlplatform.components.schema import SettingError, check_unique_names, parse, schema
 
 try:
     import pulumi_kubernetes as k8s
@@ -194,14 +194,9 @@ class ArcRunnersSettings:
                 raise SettingError(key, "is only for auth app")
         if self.runners_namespace == self.controller_namespace:
             raise SettingError("runners_namespace", "must differ from controllerNamespace")
-        names = [runner.name for runner in self.runner_classes]
-        if not names:
+        if not self.runner_classes:
             raise SettingError("runner_classes", "must list at least one runner class")
-        for index, runner in enumerate(self.runner_classes):
-            if names.index(runner.name) != index:
-                raise SettingError(
-                    f"runner_classes[{index}].name", f"{runner.name!r} is used twice"
-                )
+        check_unique_names(self.runner_classes, "runner_classes")
         return self
 
 

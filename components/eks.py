@@ -40,7 +40,7 @@ from mlplatform.components.iam import (
     managed_policy_arn,
     policy_document,
 )
-from mlplatform.components.schema import SettingError, parse, schema
+from mlplatform.components.schema import SettingError, check_unique_names, parse, schema
 from mlplatform.components.security_groups import rule
 from mlplatform.components.shared_infra import aws_region
 
@@ -295,12 +295,7 @@ class GpuEksClusterSettings:
             raise SettingError("public_access_cidrs", "is required when publicEndpoint is true")
         if self.public_access_cidrs and not self.public_endpoint:
             raise SettingError("public_access_cidrs", "is set but publicEndpoint is false")
-        names = [group.name for group in self.gpu_node_groups]
-        for index, group in enumerate(self.gpu_node_groups):
-            if names.index(group.name) != index or group.name == SYSTEM_NODE_GROUP:
-                raise SettingError(
-                    f"gpu_node_groups[{index}].name", f"{group.name!r} is used twice"
-                )
+        check_unique_names(self.gpu_node_groups, "gpu_node_groups", taken=[SYSTEM_NODE_GROUP])
         return self
 
 

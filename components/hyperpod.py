@@ -48,7 +48,7 @@ from mlplatform.components.iam import (
     managed_policy_arn,
     policy_document,
 )
-from mlplatform.components.schema import ArgsError, SettingError, parse, schema
+from mlplatform.components.schema import ArgsError, SettingError, check_unique_names, parse, schema
 from mlplatform.components.security_groups import rule, security_group
 
 try:
@@ -360,12 +360,7 @@ class HyperPodClusterSettings:
 
     @model_validator(mode="after")
     def _orchestration(self) -> "HyperPodClusterSettings":
-        names = [g.name for g in self.instance_groups]
-        for index, group in enumerate(self.instance_groups):
-            if names.index(group.name) != index:
-                raise SettingError(
-                    f"instance_groups[{index}].name", f"{group.name!r} is used twice"
-                )
+        check_unique_names(self.instance_groups, "instance_groups")
         if self.orchestrator == Orchestrator.SLURM:
             self._check_slurm()
         else:

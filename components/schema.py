@@ -21,7 +21,7 @@ has built the validator from the real one.
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional, TypeVar, cast, dataclass_transform
 
 import pulumi
@@ -93,6 +93,16 @@ def schema(cls: type[T]) -> type[T]:
         if name in annotations and has_default:
             annotations[name] = Optional[annotations[name]]  # noqa: UP045 (the analyzer's form)
     return cast(type[T], built)
+
+
+def check_unique_names(items: Sequence[Any], key: str, taken: Sequence[str] = ()) -> None:
+    """Each item's `name` used once (and none of `taken`): else a SettingError on the second use,
+    `<key>[i].name`."""
+    seen = set(taken)
+    for index, item in enumerate(items):
+        if item.name in seen:
+            raise SettingError(f"{key}[{index}].name", f"{item.name!r} is used twice")
+        seen.add(item.name)
 
 
 def _inherited_description(cls: type, name: str) -> str | None:
@@ -293,6 +303,7 @@ __all__ = [
     "SECRET_MASK",
     "ArgsError",
     "SettingError",
+    "check_unique_names",
     "describe",
     "parse",
     "schema",

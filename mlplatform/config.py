@@ -112,12 +112,7 @@ class StackConfig(SharedInfraSettings):
         for index, notebook in enumerate(self.notebooks):
             if names.index(notebook.name) != index:
                 raise _KeyError(f"notebooks[{index}].name", f"{notebook.name!r} is used twice")
-            if notebook.subnet_index >= self.private_subnet_count:
-                raise _KeyError(
-                    f"notebooks[{index}].subnetIndex",
-                    f"{notebook.subnet_index} is out of range: "
-                    f"the stack has {self.private_subnet_count} private subnets",
-                )
+            self._check_subnet(notebook.subnet_index, f"notebooks[{index}].subnetIndex")
         clusters = [cluster.name for cluster in self.hyperpod_clusters]
         for index, cluster in enumerate(self.hyperpod_clusters):
             key = f"hyperpodClusters[{index}]"
@@ -130,12 +125,7 @@ class StackConfig(SharedInfraSettings):
                 )
             if clusters.index(cluster.name) != index:
                 raise _KeyError(f"{key}.name", f"{cluster.name!r} is used twice")
-            if cluster.subnet_index >= self.private_subnet_count:
-                raise _KeyError(
-                    f"{key}.subnetIndex",
-                    f"{cluster.subnet_index} is out of range: "
-                    f"the stack has {self.private_subnet_count} private subnets",
-                )
+            self._check_subnet(cluster.subnet_index, f"{key}.subnetIndex")
             if cluster.orchestrator == "eks" and cluster.eks_cluster_arn is None and not self.eks:
                 raise _KeyError(
                     f"{key}.eksClusterArn",
@@ -165,11 +155,9 @@ class StackConfig(SharedInfraSettings):
             self._check_arc(self.arc)
         if self.eks is not None:
             for index, group in enumerate(self.eks.gpu_node_groups):
-                if group.efa and group.subnet_index >= self.private_subnet_count:
-                    raise _KeyError(
-                        f"eks.gpuNodeGroups[{index}].subnetIndex",
-                        f"{group.subnet_index} is out of range: "
-                        f"the stack has {self.private_subnet_count} private subnets",
+                if group.efa:
+                    self._check_subnet(
+                        group.subnet_index, f"eks.gpuNodeGroups[{index}].subnetIndex"
                     )
         self._check_training_jobs()
         return self
@@ -209,6 +197,15 @@ class StackConfig(SharedInfraSettings):
                     f"{runner.gpus} is more than a node of {group.name!r} has "
                     f"({group.gpus_per_node})",
                 )
+
+    def _check_subnet(self, index: int, key: str) -> None:
+        """A subnet index (into the stack's private subnets) that exists."""
+        if index >= self.private_subnet_count:
+            raise _KeyError(
+                key,
+                f"{index} is out of range: the stack has {self.private_subnet_count} private "
+                "subnets",
+            )
 
     def _check_training_jobs(self) -> None:
         names = [job.name for job in self.training_jobs]
