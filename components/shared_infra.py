@@ -27,7 +27,7 @@ from mlplatform.components.catalog import (
 )
 from mlplatform.components.iam import SECRET_ARN, notebook_role
 from mlplatform.components.network import Network, NetworkArgs
-from mlplatform.components.schema import SettingError, parse, schema
+from mlplatform.components.schema import SettingError, parse, schema, settings_of
 from mlplatform.components.security_groups import rule, security_group
 
 # The seeds' layout of the models bucket: training data snapshots, packaged code, pipeline outputs
@@ -239,11 +239,10 @@ class SharedInfra(pulumi.ComponentResource):
             return SecureBucket(
                 f"{name}-{kind}",
                 SecureBucketArgs(
+                    **settings_of(args, BucketLifecycle),
                     kms_key_arn=key.arn,
                     protect=args.protect_data,
                     force_destroy=args.force_destroy_buckets,
-                    noncurrent_version_days=args.noncurrent_version_days,
-                    abort_multipart_days=args.abort_multipart_days,
                     prefixes=prefixes,
                 ),
                 opts=child,
